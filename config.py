@@ -1,0 +1,167 @@
+"""Settings of the gossip network: defaults, bounds and the seed list file.
+
+This module owns every number a node runs with.  The report's timings are the
+defaults of :class:`PeerSettings`; each can be overridden on the command line
+so tests and demos run fast.  The hard bounds that protect a node from hostile
+or broken input are module constants, each named once with the reason for its
+value.  It also reads ``config.txt``.  It does no networking.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from wire import Address, ProtocolError
+
+# --- Bounds -----------------------------------------------------------------
+
+# (The longest line accepted, MAX_LINE_BYTES, is a wire bound: see wire.py.)
+
+# Connections a node serves at once.  Each costs a thread; a peer needs one per
+# neighbour plus short-lived seed probes, a seed one per concurrent request.
+# Past this, new connections are refused with an ERROR line and closed.
+MAX_CONNECTIONS = 256
+
+# Seconds a new connection may stay silent before its first line.  Keeps a
+# connection that says nothing from pinning a thread forever.
+HANDSHAKE_TIMEOUT = 10.0
+
+# Seconds a seed keeps a quiet client connection open.  Peers use short
+# request/reply exchanges, so anything idle this long is abandoned.
+SEED_IDLE_TIMEOUT = 30.0
+
+# Seconds to wait for a TCP connect or for a reply to one request.
+CONNECT_TIMEOUT = 3.0
+
+# Lines queued for one neighbour before it is judged unable to keep up and
+# its link is dropped.  Generous: a catch-up of the whole Message List at link
+# opening is ~10 lines per peer in the network.
+SEND_QUEUE_LINES = 50_000
+
+# Registration: passes over the unreached seeds, and the pause before each
+# new pass (doubling).  Bounded so a peer facing dead seeds exits in ~10 s.
+REGISTER_ATTEMPTS = 4
+REGISTER_BACKOFF = 0.5
+
+# --- Defaults (the report's numbers) ------------------------------------------
+
+DEFAULT_CONFIG = "config.txt"
+DEFAULT_LOG = "outputfile.txt"
+
+
+@dataclass(frozen=True)
+class PeerSettings:
+    """How a peer paces gossip and liveness.  Defaults are the report's."""
+
+    # Seconds between two gossip messages a peer creates.
+    gossip_interval: float = 5.0
+    # Messages each peer creates in all.
+    gossip_count: int = 10
+    # Seconds between two liveness requests to each neighbour.
+    ping_interval: float = 13.0
+    # Consecutive unanswered liveness requests that make a neighbour dead.
+    # Higher tolerates slow neighbours; detection takes ~misses x interval.
+    ping_misses: int = 3
+    # Overlay model: "preferential" (true power law) or "report" (the
+    # report's formula, which is exponential; see topology.py).
+    degree_model: str = "preferential"
+
+
+@dataclass(frozen=True)
+class SeedSettings:
+    """How a seed checks an accused peer before removing it."""
+
+    # Seconds the seed waits for the accused to answer its own liveness
+    # request.  Longer avoids removing a slow peer; shorter removes faster.
+    probe_timeout: float = 3.0
+
+
+# --- config.txt ---------------------------------------------------------------
+
+
+class ConfigError(Exception):
+    """A user-supplied setting or file is wrong; the message says where."""
+
+
+def load_seeds(path: str | Path) -> list[Address]:
+    """Read the seed list: one ``IP:port`` a line, blank lines and ``#`` comments.
+
+    Raises :class:`ConfigError` naming the file and line of the first bad
+    entry, or when the file is missing or names no seed.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read seed list: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    seeds: list[Address] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        entry = line.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        try:
+            address = Address.parse(entry)
+        except ProtocolError as exc:
+            raise ConfigError(f"{path}:{number}: {exc}") from None
+        if address in seeds:
+            raise ConfigError(f"{path}:{number}: seed {entry} is listed twice")
+        seeds.append(address)
+    if not seeds:
+        raise ConfigError(f"{path}: names no seed (expected IP:port lines)")
+    return seeds
+
+
+# --- Command-line helpers shared by the scripts -------------------------------
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a positive number")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= 1")
+    return int(text)
+
+
+def node_address_arguments(parser: argparse.ArgumentParser, role: str) -> None:
+    """Add the positional ``IP PORT`` and the ``--config``/``--log``/``--quiet`` flags."""
+    parser.add_argument("ip", metavar="IP", help=f"IPv4 address this {role} listens on")
+    parser.add_argument(
+        "port", metavar="PORT", type=int,
+        help=f"TCP port this {role} listens on (0 picks a free port)",
+    )
+    parser.add_argument(
+        "--config", default=DEFAULT_CONFIG, metavar="FILE",
+        help=f"seed list, one IP:port a line (default: {DEFAULT_CONFIG})",
+    )
+    parser.add_argument(
+        "--log", default=DEFAULT_LOG, metavar="FILE",
+        help=f"output file the log is appended to (default: {DEFAULT_LOG})",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="log only to the file, not the console",
+    )
+
+
+def listen_address(parser: argparse.ArgumentParser, ip: str, port: int) -> tuple[str, int]:
+    """Validate the positional ``IP PORT``; exit through argparse when wrong."""
+    if not 0 <= port <= 65535:
+        parser.error(f"PORT {port} is out of range (0-65535)")
+    try:
+        Address(ip, 1)
+    except ProtocolError as exc:
+        parser.error(str(exc))
+    return ip, port

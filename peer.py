@@ -1,0 +1,455 @@
+"""A peer node: joins through the seeds, gossips, and watches its neighbours.
+
+    python peer.py IP PORT [--config FILE] [--log FILE] [--gossip-interval 5]
+                   [--gossip-count 10] [--ping-interval 13] [--ping-misses 3]
+                   [--degree-model preferential|report] [--rng-seed N]
+
+Joining: register with a random majority of the seeds, take the union of the
+peer lists they return, and open links chosen by topology.py.  A link is one
+TCP connection used both ways; each side runs a reader (its connection
+thread) and a writer thread fed by a bounded queue, so a slow neighbour never
+holds up gossip to the others.  When a link opens, each side replays its
+Message List (ML) to the other, so a peer that joins late still receives
+every message created before it arrived; the ML drops what a peer already has.
+
+Decisions are made by gossip.py (ML and forwarding), liveness.py (missed
+pings) and topology.py (whom to link to); this module wires them to sockets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import queue
+import random
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+import logformat
+import topology
+import transport
+from config import (
+    CONNECT_TIMEOUT,
+    HANDSHAKE_TIMEOUT,
+    REGISTER_ATTEMPTS,
+    REGISTER_BACKOFF,
+    SEED_IDLE_TIMEOUT,
+    SEND_QUEUE_LINES,
+    ConfigError,
+    PeerSettings,
+    listen_address,
+    load_seeds,
+    node_address_arguments,
+    positive_float,
+    positive_int,
+)
+from gossip import MessageList, forward_targets
+from liveness import LivenessTracker
+from logformat import NodeLog
+from transport import Connection, NodeServer, NodeStartError
+from wire import (
+    Address,
+    DeadNodeReport,
+    Error,
+    GossipMessage,
+    Hello,
+    LinkReport,
+    LivenessReply,
+    LivenessRequest,
+    Message,
+    PeerList,
+    ProtocolError,
+    Register,
+    encode,
+)
+
+# Lines a writer sends in one system call when its queue has a backlog.
+WRITE_BATCH = 64
+
+
+class Link:
+    """One neighbour: its connection, its send queue and writer, its liveness."""
+
+    def __init__(self, neighbour: Address, conn: Connection, initiator: bool, ping_misses: int) -> None:
+        self.neighbour = neighbour
+        self.conn = conn
+        self.initiator = initiator
+        self.liveness = LivenessTracker(ping_misses)
+        self._queue: queue.Queue[bytes | None] = queue.Queue(SEND_QUEUE_LINES)
+        self.writer = threading.Thread(target=self._write_loop, name=f"write {neighbour}", daemon=True)
+
+    def send(self, message: Message) -> bool:
+        """Queue ``message`` for the neighbour; False if the link cannot take it."""
+        if self.conn.closed:
+            return False
+        try:
+            self._queue.put_nowait(encode(message))
+        except queue.Full:
+            self.conn.close()  # it stopped reading; liveness will tell whether it is dead
+            return False
+        return True
+
+    def close(self) -> None:
+        self.conn.close()
+        # If the queue is full the writer is busy, not waiting: it fails on the closed socket.
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(None)
+
+    def _write_loop(self) -> None:
+        while (data := self._queue.get()) is not None:
+            batch = [data]
+            try:
+                while len(batch) < WRITE_BATCH and (more := self._queue.get_nowait()) is not None:
+                    batch.append(more)
+            except queue.Empty:
+                more = b""
+            try:
+                self.conn.send_bytes(b"".join(batch))
+            except OSError:
+                self.conn.close()
+                return
+            if more is None:
+                return
+
+
+class Peer:
+    def __init__(self, server: NodeServer, log: NodeLog, seeds: list[Address], settings: PeerSettings,
+                 rng: random.Random, clock: Callable[[], float] = time.time) -> None:
+        self.server = server
+        self.address = server.address
+        self.log = log
+        self.seeds = seeds
+        self.settings = settings
+        self.rng = rng
+        self.clock = clock
+        self.stopped = threading.Event()
+        self.message_list: MessageList[GossipMessage, Address] = MessageList()
+        self.links: dict[Address, Link] = {}
+        self.registered_seeds: list[Address] = []
+        self._dialing: set[Address] = set()
+        # Guards links, _dialing, message_list and every link's liveness.
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._to_seeds: queue.Queue[tuple[str, Message] | None] = queue.Queue()
+        server.handler = self.handle
+
+    # --- Joining -------------------------------------------------------------------
+
+    def join(self) -> None:
+        """Register, link to neighbours, then start gossip and liveness checks."""
+        lists = self.register()
+        self._start(self._seed_report_loop, "seed reports")
+        self.connect(lists)
+        self._start(self._gossip_loop, "gossip")
+        self._start(self._ping_loop, "liveness")
+
+    def register(self) -> dict[Address, dict[Address, int]]:
+        """Register with a random majority of the seeds; their peer lists by seed.
+
+        Unreachable seeds are replaced by others; passes over the unreached
+        seeds repeat with a doubling pause.  Raises NodeStartError when no
+        majority can be reached.
+        """
+        need = len(self.seeds) // 2 + 1
+        pending = self.rng.sample(self.seeds, len(self.seeds))
+        lists: dict[Address, dict[Address, int]] = {}
+        for attempt in range(REGISTER_ATTEMPTS):
+            for seed in list(pending):
+                if len(lists) == need or self.stopped.is_set():
+                    break
+                try:
+                    reply = transport.request(seed, Register(self.address))
+                    if not isinstance(reply, PeerList):
+                        raise ProtocolError(f"expected PEER_LIST, got {reply.encode()[:100]!r}")
+                except (OSError, ProtocolError) as exc:
+                    self.log.event(logformat.REGISTER_FAILED, seed=seed, attempt=attempt + 1, reason=str(exc))
+                    continue
+                pending.remove(seed)
+                lists[seed] = {address: degree for address, degree in reply.peers if address != self.address}
+                self.log.event(logformat.REGISTERED, seed=seed)
+                self.log.event(logformat.PEER_LIST, seed=seed, peers=",".join(map(str, lists[seed])))
+            if len(lists) == need or self.stopped.wait(REGISTER_BACKOFF * 2 ** attempt):
+                break
+        if len(lists) < need:
+            raise NodeStartError(f"registered with {len(lists)} of {len(self.seeds)} seeds; "
+                                 f"a majority needs {need}. Are the seeds in the config running?")
+        with self._lock:
+            self.registered_seeds = list(lists)
+        union = sorted(set().union(*lists.values()))
+        self.log.event(logformat.PEER_LIST_UNION, count=len(union), peers=",".join(map(str, union)))
+        return lists
+
+    def connect(self, lists: dict[Address, dict[Address, int]]) -> None:
+        """Open links as topology.py chooses, replacing peers that cannot be reached."""
+        seed_lists = list(lists.values())
+        target = topology.join_target(self.settings.degree_model, self.rng)
+        unreachable: set[Address] = set()
+        while not self.stopped.is_set():
+            with self._lock:
+                linked = set(self.links)
+            picks = topology.next_neighbours(seed_lists, self.settings.degree_model, target, self.rng,
+                                             linked=linked, unreachable=unreachable)
+            if not picks:
+                return
+            for neighbour in picks:
+                if not self.dial(neighbour):
+                    unreachable.add(neighbour)
+
+    def dial(self, neighbour: Address) -> bool:
+        """Open a link to ``neighbour``; True if a link to it exists afterwards."""
+        with self._lock:
+            if neighbour in self.links:
+                return True
+            self._dialing.add(neighbour)
+        try:
+            conn = Connection.open(neighbour)
+        except OSError as exc:
+            self.log.event(logformat.LINK_CLOSED, neighbour=neighbour, reason=f"cannot connect: {exc}")
+            self._forget_dial(neighbour)
+            return False
+        try:
+            conn.send(Hello(self.address))
+            reply = conn.read()
+        except (OSError, ProtocolError) as exc:
+            reply = Error(str(exc))
+        if isinstance(reply, Hello) and reply.peer == neighbour:
+            link = self._open_link(neighbour, conn, initiator=True)
+            if link is not None:
+                self._start(lambda: transport.guarded(conn, lambda _: self._serve_link(link), self.log,
+                                                      self.stopped), f"read {neighbour}")
+                self._forget_dial(neighbour)
+                return True
+        conn.close()
+        with self._lock:
+            self._dialing.discard(neighbour)
+            if neighbour in self.links:  # it dialled us meanwhile; that link stands
+                return True
+        reason = reply.reason if isinstance(reply, Error) else f"unexpected reply {reply!r}"
+        self.log.event(logformat.LINK_CLOSED, neighbour=neighbour, reason=f"refused: {reason}")
+        return False
+
+    def _forget_dial(self, neighbour: Address) -> None:
+        with self._lock:
+            self._dialing.discard(neighbour)
+
+    # --- Connections ---------------------------------------------------------------
+
+    def handle(self, conn: Connection) -> None:
+        """An incoming connection: a neighbour's link, or a seed's liveness check."""
+        conn.set_timeout(HANDSHAKE_TIMEOUT)
+        first = conn.read()
+        if first is None:
+            return
+        if isinstance(first, LivenessRequest):
+            self._answer_liveness(conn, first)
+        elif isinstance(first, Hello):
+            self._accept_link(conn, first.peer)
+        else:
+            raise ProtocolError(f"expected HELLO or LIVENESS_REQUEST, got {first.VERB}")
+
+    def _answer_liveness(self, conn: Connection, request: LivenessRequest) -> None:
+        conn.set_timeout(SEED_IDLE_TIMEOUT)
+        while isinstance(request, LivenessRequest):
+            conn.send(request.reply(self.address))
+            request = conn.read()
+        if request is not None:
+            raise ProtocolError(f"expected LIVENESS_REQUEST, got {request.VERB}")
+
+    def _accept_link(self, conn: Connection, neighbour: Address) -> None:
+        conn.remote = str(neighbour)
+        if neighbour == self.address:
+            raise ProtocolError("HELLO names this peer itself")
+        link = self._open_link(neighbour, conn, initiator=False)
+        if link is None:
+            conn.send(Error("already linked"))
+            return
+        conn.set_timeout(None)
+        self._serve_link(link)
+
+    def _open_link(self, neighbour: Address, conn: Connection, initiator: bool) -> Link | None:
+        """Make ``neighbour`` a neighbour: greet it, replay the ML to it, report the link."""
+        conn.set_timeout(None)
+        link = Link(neighbour, conn, initiator, self.settings.ping_misses)
+        with self._lock:
+            if neighbour in self.links or self.stopped.is_set():
+                return None
+            # Both ends dialling at once: keep the link the smaller address opened.
+            if not initiator and neighbour in self._dialing and self.address < neighbour:
+                return None
+            if not initiator:
+                link.send(Hello(self.address))
+            # Same critical section as forwarding: each message either is in
+            # this replay or is forwarded later, never both, never neither.
+            for message in self.message_list.messages():
+                link.send(message)
+            self.links[neighbour] = link
+        link.writer.start()
+        self.log.event(logformat.LINK_OPENED, neighbour=neighbour,
+                       initiator=self.address if initiator else neighbour)
+        self._to_seeds.put(("registered", LinkReport(self.address, neighbour)))
+        return link
+
+    def _serve_link(self, link: Link) -> None:
+        """Read a neighbour's lines until the connection ends."""
+        try:
+            while (message := link.conn.read()) is not None:
+                if isinstance(message, GossipMessage):
+                    self.on_gossip(message, link.neighbour)
+                elif isinstance(message, LivenessRequest):
+                    link.send(message.reply(self.address))
+                elif isinstance(message, LivenessReply):
+                    with self._lock:
+                        link.liveness.replied()
+                else:
+                    raise ProtocolError(f"{message.VERB} is not sent over a link")
+        except ProtocolError as exc:
+            # A misbehaving neighbour is cut off, not reported dead: it is alive.
+            self._drop_link(link, f"bad input: {exc}")
+            raise
+        if not self.stopped.is_set():
+            self.log.event(logformat.LINK_CLOSED, neighbour=link.neighbour, reason="closed by neighbour")
+
+    def _drop_link(self, link: Link, reason: str) -> None:
+        with self._lock:
+            if self.links.get(link.neighbour) is link:
+                del self.links[link.neighbour]
+        link.close()
+        if not self.stopped.is_set():
+            self.log.event(logformat.LINK_CLOSED, neighbour=link.neighbour, reason=reason)
+
+    # --- Gossip --------------------------------------------------------------------
+
+    def on_gossip(self, message: GossipMessage, sender: Address | None) -> None:
+        """A message arrived (or was created, sender None): record it, pass it on."""
+        with self._lock:
+            if not self.message_list.accept(message, sender):
+                return
+            for neighbour in forward_targets(self.links, sender):
+                self.links[neighbour].send(message)
+        if sender is None:
+            self.log.event(logformat.GOSSIP_GENERATED, msg=message.text, number=message.number)
+        else:
+            self.log.event(logformat.GOSSIP_RECEIVED, msg=message.text, origin=message.origin, **{"from": sender})
+
+    def _gossip_loop(self) -> None:
+        for number in range(1, self.settings.gossip_count + 1):
+            if number > 1 and self.stopped.wait(self.settings.gossip_interval):
+                return
+            self.on_gossip(GossipMessage(self.address, self._timestamp(), number), None)
+
+    # --- Liveness ------------------------------------------------------------------
+
+    def _ping_loop(self) -> None:
+        while not self.stopped.wait(self.settings.ping_interval):
+            request = LivenessRequest(self.address, self._timestamp())
+            with self._lock:
+                links = list(self.links.values())
+                verdicts = [(link, link.liveness.tick(), link.liveness.misses) for link in links]
+            for link, dead, misses in verdicts:
+                if misses:
+                    self.log.event(logformat.PING_MISSED, neighbour=link.neighbour, misses=misses)
+                if dead:
+                    self.report_dead(link)
+                else:
+                    link.send(request)
+
+    def report_dead(self, link: Link) -> None:
+        """Drop a neighbour that missed ping-misses requests and tell the seeds."""
+        report = DeadNodeReport(link.neighbour, self._timestamp(), self.address)
+        with self._lock:
+            if self.links.get(link.neighbour) is link:
+                del self.links[link.neighbour]
+        link.close()
+        self.log.event(logformat.DEAD_NODE_REPORTED, dead=link.neighbour, msg=report.text)
+        self._to_seeds.put(("all", report))
+
+    # --- Talking to seeds ------------------------------------------------------------
+
+    def _seed_report_loop(self) -> None:
+        """Deliver link and dead-node reports to the seeds, off the gossip path."""
+        while (item := self._to_seeds.get()) is not None:
+            audience, message = item
+            with self._lock:
+                seeds = list(self.seeds if audience == "all" else self.registered_seeds)
+            for seed in seeds:
+                if self.stopped.is_set():
+                    return
+                try:
+                    reply = transport.request(seed, message)
+                except (OSError, ProtocolError) as exc:
+                    reply = Error(str(exc))
+                if isinstance(reply, Error):
+                    self.log.event(logformat.SEED_ERROR, seed=seed, request=message.VERB, reason=reply.reason)
+
+    # --- Lifecycle -----------------------------------------------------------------
+
+    def _start(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        with self._lock:
+            self._threads.append(thread)
+        thread.start()
+
+    def _timestamp(self) -> str:
+        return f"{self.clock():.6f}"
+
+    def start(self) -> None:
+        self.server.start()
+        self.join()
+
+    def stop(self) -> None:
+        """Close every connection and join every thread.  Safe to call twice."""
+        self.stopped.set()
+        self.server.stop()
+        with self._lock:
+            links = list(self.links.values())
+            threads = list(self._threads)
+        for link in links:
+            link.close()
+        self._to_seeds.put(None)
+        for thread in threads + [link.writer for link in links if link.writer.ident]:
+            thread.join(timeout=CONNECT_TIMEOUT + 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    defaults = PeerSettings()
+    parser = argparse.ArgumentParser(
+        description="Peer node of the gossip network: registers with the seeds, links to other "
+                    "peers, gossips and reports dead neighbours.")
+    node_address_arguments(parser, "peer")
+    parser.add_argument("--gossip-interval", type=positive_float, default=defaults.gossip_interval, metavar="S",
+                        help=f"seconds between the messages this peer creates (default: {defaults.gossip_interval:g})")
+    parser.add_argument("--gossip-count", type=positive_int, default=defaults.gossip_count, metavar="N",
+                        help=f"messages this peer creates in all (default: {defaults.gossip_count})")
+    parser.add_argument("--ping-interval", type=positive_float, default=defaults.ping_interval, metavar="S",
+                        help="seconds between liveness requests to each neighbour "
+                        f"(default: {defaults.ping_interval:g})")
+    parser.add_argument("--ping-misses", type=positive_int, default=defaults.ping_misses, metavar="N",
+                        help="consecutive unanswered requests that make a neighbour dead "
+                        f"(default: {defaults.ping_misses})")
+    parser.add_argument("--degree-model", choices=topology.DEGREE_MODELS, default=defaults.degree_model,
+                        help="how neighbours are chosen: preferential attachment (a true power law) or the "
+                             "report's formula 40*1.5^(-k/10), which is exponential (default: preferential)")
+    parser.add_argument("--rng-seed", type=int, metavar="N",
+                        help="seed for this peer's random choices, for repeatable runs (default: random)")
+    args = parser.parse_args(argv)
+    ip, port = listen_address(parser, args.ip, args.port)
+    settings = PeerSettings(args.gossip_interval, args.gossip_count, args.ping_interval, args.ping_misses,
+                            args.degree_model)
+    try:
+        seeds = load_seeds(args.config)
+    except ConfigError as exc:
+        parser.exit(2, f"peer: error: {exc}\n")
+    server, log = transport.open_node(parser, "peer", ip, port, args.log, args.quiet)
+    peer = Peer(server, log, seeds, settings, random.Random(args.rng_seed))
+    log.event(logformat.STARTED, listen=peer.address, pid=os.getpid(), seeds=len(seeds),
+              gossip_interval=settings.gossip_interval, gossip_count=settings.gossip_count,
+              ping_interval=settings.ping_interval, ping_misses=settings.ping_misses,
+              degree_model=settings.degree_model, rng_seed=args.rng_seed)
+    return transport.run_until_signalled(peer.stopped, peer.start, peer.stop, log, "peer")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

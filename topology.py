@@ -1,0 +1,206 @@
+"""Whom a joining peer connects to: the overlay's degree distribution.
+
+Pure functions over plain values, with an injected ``random.Random``; the
+peer, the tests and a simulator run the same code.
+
+Two models:
+
+``preferential`` (default)
+    Preferential attachment (Barabasi-Albert): the newcomer opens
+    :data:`LINKS_PER_JOIN` links, each to a known peer chosen with probability
+    proportional to its degree + 1.  Growing a network this way yields a true
+    power law, P(k) ~ k^-3.
+
+``report``
+    The report's formula P(k) ~ 40 * 1.5^(-k/10).  Despite the report's
+    wording this is an *exponential* (geometric) law, not a power law: the
+    newcomer draws its number of links k >= 1 from it (mean ~25) and picks
+    that many known peers uniformly.
+
+Connectivity, whatever the model: a seed's reply to a registration lists
+exactly the peers registered with it *earlier*.  If every newcomer links to
+at least one peer from each non-empty list it received, the peers of any one
+seed form a connected subgraph; any two peers share a seed (two majorities
+of the seeds intersect), so the whole overlay is connected, even when peers
+join concurrently.  :func:`next_neighbours` enforces that cover.
+
+:func:`fit_power_law` summarises a degree sequence (maximum-likelihood
+exponent and a likelihood comparison against an exponential).
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+import random
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+Node = TypeVar("Node", bound=Hashable)
+
+PREFERENTIAL = "preferential"
+REPORT = "report"
+DEGREE_MODELS = (PREFERENTIAL, REPORT)
+
+# Links a newcomer opens under preferential attachment (the model's m).  With
+# m = 1 the overlay is a tree that any single death splits; m = 2 gives every
+# peer a second path while keeping most degrees small.
+LINKS_PER_JOIN = 2
+
+# Ratio of the report's law: 1.5^(-k/10) = RATIO^k.
+REPORT_RATIO = 1.5 ** -0.1
+
+
+def report_degree_probability(k: int) -> float:
+    """P(k) of the report's law, normalised over k >= 1."""
+    if k < 1:
+        return 0.0
+    return (1 - REPORT_RATIO) * REPORT_RATIO ** (k - 1)
+
+
+def sample_report_degree(rng: random.Random) -> int:
+    """Draw k >= 1 with P(k) proportional to 40 * 1.5^(-k/10)."""
+    # Inverse transform of the geometric law; 1 - random() lies in (0, 1].
+    return 1 + int(math.log(1.0 - rng.random()) / math.log(REPORT_RATIO))
+
+
+def join_target(model: str, rng: random.Random) -> int:
+    """How many links a newcomer aims to open under ``model``."""
+    if model == PREFERENTIAL:
+        return LINKS_PER_JOIN
+    if model == REPORT:
+        return sample_report_degree(rng)
+    raise ValueError(f"unknown degree model {model!r}; choose from {DEGREE_MODELS}")
+
+
+def preferential_choice(degrees: Mapping[Node, int], count: int, rng: random.Random) -> list[Node]:
+    """``count`` distinct nodes, each drawn with weight degree + 1."""
+    pool = sorted(degrees)
+    if count >= len(pool):
+        rng.shuffle(pool)
+        return pool
+    cumulative = list(itertools.accumulate(degrees[node] + 1 for node in pool))
+    chosen: list[Node] = []
+    while len(chosen) < count:
+        # Rejection keeps one pass over the pool: count is small beside it.
+        node = pool[bisect.bisect_right(cumulative, rng.random() * cumulative[-1])]
+        if node not in chosen:
+            chosen.append(node)
+    return chosen
+
+
+def uniform_choice(degrees: Mapping[Node, int], count: int, rng: random.Random) -> list[Node]:
+    """``count`` distinct nodes, uniformly."""
+    pool = sorted(degrees)
+    return rng.sample(pool, min(count, len(pool)))
+
+
+def next_neighbours(
+    seed_lists: Sequence[Mapping[Node, int]],
+    model: str,
+    target: int,
+    rng: random.Random,
+    linked: Iterable[Node] = (),
+    unreachable: Iterable[Node] = (),
+) -> list[Node]:
+    """The peers to try linking to next.
+
+    ``seed_lists`` are the lists (peer -> degree) received from each seed at
+    registration.  Returns new picks so that ``linked`` grows toward
+    ``target`` links and touches every non-empty seed list, skipping
+    ``unreachable`` peers.  An empty result means nothing more can be done.
+    Call again after failed attempts, with them added to ``unreachable``.
+    """
+    linked, unreachable = set(linked), set(unreachable)
+    excluded = linked | unreachable
+    union: dict[Node, int] = {}
+    for peer_list in seed_lists:
+        for node, degree in peer_list.items():
+            if node not in excluded:
+                union[node] = max(degree, union.get(node, 0))
+    pick = preferential_choice if model == PREFERENTIAL else uniform_choice
+    picks = pick(union, max(0, target - len(linked)), rng)
+    covered = linked | set(picks)
+    for peer_list in seed_lists:
+        if peer_list and covered.isdisjoint(peer_list):
+            options = {node: union[node] for node in peer_list if node in union}
+            for node in preferential_choice(options, 1, rng):
+                picks.append(node)
+                covered.add(node)
+    return picks
+
+
+def grow(count: int, model: str, rng: random.Random) -> list[tuple[int, int]]:
+    """Edges of an overlay of ``count`` peers joining one at a time.
+
+    Each newcomer sees every earlier peer with its current degree (as through
+    a single seed) and links by :func:`next_neighbours`, exactly as a peer does.
+    """
+    degrees: dict[int, int] = {}
+    edges: list[tuple[int, int]] = []
+    for newcomer in range(count):
+        picks = next_neighbours([degrees], model, join_target(model, rng), rng)
+        for node in picks:
+            edges.append((node, newcomer))
+            degrees[node] += 1
+        degrees[newcomer] = len(picks)
+    return edges
+
+
+@dataclass(frozen=True)
+class PowerLawFit:
+    """Maximum-likelihood power-law fit of a degree sequence."""
+
+    alpha: float  # exponent of P(k) ~ k^-alpha for k >= k_min
+    k_min: int  # smallest degree the power law is fitted to
+    tail: int  # degrees >= k_min
+    # Normalised log-likelihood ratio, power law vs exponential: > 0 favours
+    # the power law; p_value is its significance (small = trustworthy sign).
+    loglikelihood_ratio: float
+    p_value: float
+
+    @property
+    def favours_power_law(self) -> bool:
+        return self.loglikelihood_ratio > 0 and self.p_value < 0.1
+
+    @property
+    def verdict(self) -> str:
+        if self.p_value >= 0.1:
+            return f"inconclusive (R={self.loglikelihood_ratio:+.2f}, p={self.p_value:.2f})"
+        winner = "power law" if self.loglikelihood_ratio > 0 else "exponential"
+        return f"{winner} favoured (R={self.loglikelihood_ratio:+.2f}, p={self.p_value:.3g})"
+
+
+def fit_power_law(degrees: Iterable[int]) -> PowerLawFit:
+    """Fit P(k) ~ k^-alpha to the degrees >= 1 (Clauset-Shalizi-Newman).
+
+    Uses the ``powerlaw`` package: k_min by the Kolmogorov-Smirnov criterion,
+    alpha by discrete maximum likelihood, and Vuong's test against an
+    exponential.  Imported here so nodes never load it.
+    """
+    import warnings
+
+    import powerlaw
+
+    data = [k for k in degrees if k >= 1]
+    if len(set(data)) < 2:
+        raise ValueError("need at least two distinct positive degrees to fit")
+    with warnings.catch_warnings(), _quiet_numpy():
+        warnings.simplefilter("ignore")
+        fit = powerlaw.Fit(data, discrete=True, verbose=False)
+        ratio, p_value = fit.distribution_compare("power_law", "exponential", normalized_ratio=True)
+    return PowerLawFit(
+        alpha=float(fit.power_law.alpha),
+        k_min=int(fit.xmin),
+        tail=sum(1 for k in data if k >= fit.xmin),
+        loglikelihood_ratio=float(ratio),
+        p_value=float(p_value),
+    )
+
+
+def _quiet_numpy():
+    import numpy
+
+    return numpy.errstate(all="ignore")

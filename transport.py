@@ -1,0 +1,235 @@
+"""Sockets and threads: carrying lines between nodes, one thread per connection.
+
+:class:`Connection` pairs a blocking socket with a :class:`wire.LineReader`
+and a send lock.  :class:`NodeServer` is a ``socketserver`` threaded server
+that caps concurrent connections, tracks them so ``stop`` can unblock and
+join every handler thread, and runs each handler under :func:`guarded` so a
+bad or broken connection is logged once and closed while the listener and all
+other connections carry on.  :func:`request` is one request/reply exchange.
+
+Protocol decisions live elsewhere; this module only moves bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import socket
+import socketserver
+import sys
+import threading
+from collections.abc import Callable
+
+import logformat
+from config import CONNECT_TIMEOUT, MAX_CONNECTIONS
+from logformat import NodeLog
+from wire import Address, Error, LineReader, Message, ProtocolError, encode
+
+
+class Connection:
+    """A connected socket speaking lines.  ``close`` is safe to call twice."""
+
+    def __init__(self, sock: socket.socket, remote: str) -> None:
+        self.sock = sock
+        # Who is at the other end, for logs: the socket's address until a
+        # handshake names the node.
+        self.remote = remote
+        self._reader = LineReader(sock)
+        self._send_lock = threading.Lock()
+        self._closed = threading.Event()
+
+    @classmethod
+    def open(cls, address: Address, timeout: float = CONNECT_TIMEOUT) -> Connection:
+        sock = socket.create_connection((address.ip, address.port), timeout=timeout)
+        return cls(sock, str(address))
+
+    def read(self) -> Message | None:
+        """Next message, or ``None`` when the other end closed."""
+        return self._reader.read_message()
+
+    def send(self, message: Message) -> None:
+        self.send_bytes(encode(message))
+
+    def send_bytes(self, data: bytes) -> None:
+        with self._send_lock:
+            self.sock.sendall(data)
+
+    def set_timeout(self, seconds: float | None) -> None:
+        self.sock.settimeout(seconds)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        # Wakes any thread blocked in recv or sendall on this socket.
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+
+
+def request(address: Address, message: Message, timeout: float = CONNECT_TIMEOUT) -> Message:
+    """Send one message on a new connection and return the reply.
+
+    Raises ``OSError`` when the node cannot be reached or times out, and
+    :class:`ProtocolError` when its reply is malformed or missing.
+    """
+    conn = Connection.open(address, timeout)
+    try:
+        conn.send(message)
+        reply = conn.read()
+    finally:
+        conn.close()
+    if reply is None:
+        raise ProtocolError(f"{address} closed the connection without replying")
+    return reply
+
+
+def guarded(conn: Connection, handler: Callable[[Connection], None], log: NodeLog,
+            stopping: threading.Event) -> None:
+    """Run ``handler(conn)``; log what goes wrong once, then close ``conn``.
+
+    Protocol violations are answered with an ``ERROR`` line when possible.
+    Errors after ``stopping`` is set are shutdown noise and not logged.
+    """
+    try:
+        handler(conn)
+    except ProtocolError as exc:
+        if not stopping.is_set():
+            log.event(logformat.BAD_INPUT, remote=conn.remote, reason=str(exc))
+            try:
+                conn.set_timeout(1.0)
+                conn.send(Error(str(exc)[:200]))
+            except (OSError, ProtocolError):
+                pass
+    except TimeoutError:
+        if not stopping.is_set():
+            log.event(logformat.BAD_INPUT, remote=conn.remote, reason="timed out waiting for a line")
+    except OSError as exc:
+        if not stopping.is_set() and not conn.closed:
+            log.event(logformat.BAD_INPUT, remote=conn.remote, reason=f"connection error: {exc}")
+    except Exception as exc:  # a bug must not take the node down; say what it was
+        log.event(logformat.BAD_INPUT, remote=conn.remote, reason=f"internal error: {exc!r}")
+    finally:
+        conn.close()
+
+
+class NodeServer(socketserver.ThreadingTCPServer):
+    """Accepts connections; runs ``handler(conn)`` in a thread for each one."""
+
+    daemon_threads = False
+    block_on_close = True  # server_close joins every handler thread
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, ip: str, port: int, handler: Callable[[Connection], None], log: NodeLog | None = None,
+                 max_connections: int = MAX_CONNECTIONS) -> None:
+        # The node sets handler and log once both exist; serving starts after.
+        self.handler = handler
+        self.log = log
+        self.stopping = threading.Event()
+        self._max_connections = max_connections
+        self._connections: set[Connection] = set()
+        self._lock = threading.Lock()
+        self._serve_thread: threading.Thread | None = None
+        super().__init__((ip, port), socketserver.BaseRequestHandler)
+
+    @property
+    def address(self) -> Address:
+        ip, port = self.server_address[:2]
+        return Address(ip, port)
+
+    def verify_request(self, request: socket.socket, client_address: tuple) -> bool:
+        with self._lock:
+            full = len(self._connections) >= self._max_connections
+        if full or self.stopping.is_set():
+            try:
+                request.settimeout(1.0)
+                request.sendall(encode(Error("busy: too many connections")))
+            except OSError:
+                pass
+            return False
+        return True
+
+    def finish_request(self, request: socket.socket, client_address: tuple) -> None:
+        conn = Connection(request, "{}:{}".format(*client_address[:2]))
+        with self._lock:
+            self._connections.add(conn)
+        try:
+            guarded(conn, self.handler, self.log, self.stopping)
+        finally:
+            with self._lock:
+                self._connections.discard(conn)
+
+    def shutdown_request(self, request: socket.socket) -> None:
+        # guarded() already closed the Connection; closing twice is harmless.
+        with contextlib.suppress(OSError):
+            request.close()
+
+    def start(self) -> None:
+        self._serve_thread = threading.Thread(target=self.serve_forever, name="listener", daemon=True)
+        self._serve_thread.start()
+
+    def stop(self) -> None:
+        """Stop accepting, close every connection, join every handler thread."""
+        if self.stopping.is_set():
+            return
+        self.stopping.set()
+        if self._serve_thread is not None:
+            self.shutdown()
+            self._serve_thread.join()
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            conn.close()
+        self.server_close()
+
+
+class NodeStartError(Exception):
+    """A node could not start its work (for a peer: no majority of seeds)."""
+
+
+def open_node(parser: argparse.ArgumentParser, role: str, ip: str, port: int, log_path: str,
+              quiet: bool) -> tuple[NodeServer, NodeLog]:
+    """Bind the listening socket and open the log, or exit with a one-line error."""
+    try:
+        server = NodeServer(ip, port, handler=lambda conn: None)
+    except OSError as exc:
+        parser.exit(1, f"{role}: error: cannot listen on {ip}:{port}: {exc.strerror or exc}\n")
+    try:
+        log = NodeLog(role, server.address, log_path, console=not quiet)
+    except OSError as exc:
+        server.server_close()
+        parser.exit(1, f"{role}: error: cannot open log {log_path}: {exc.strerror or exc}\n")
+    server.log = log
+    return server, log
+
+
+def run_until_signalled(stopped: threading.Event, start: Callable[[], None], stop: Callable[[], None],
+                        log: NodeLog, role: str) -> int:
+    """Run a node until SIGINT/SIGTERM sets ``stopped``, then stop it cleanly.
+
+    Exit status 0 after a signal; 1 when ``start`` raises NodeStartError.
+    """
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopped.set())
+    status = 0
+    try:
+        start()
+        while not stopped.wait(0.5):
+            pass
+    except NodeStartError as exc:
+        if not stopped.is_set():
+            log.event(logformat.START_FAILED, reason=str(exc))
+            print(f"{role}: error: {exc}", file=sys.stderr)
+            status = 1
+    finally:
+        stopped.set()
+        stop()
+        log.event(logformat.STOPPED)
+        log.close()
+    return status

@@ -1,0 +1,438 @@
+"""The wire format: every line any node sends or accepts, and nothing else.
+
+Each message kind is a frozen dataclass named for what it is.  Its ``encode``
+(write) and ``decode`` (read) sit side by side; :func:`parse` reads any line.
+Anything malformed raises :class:`ProtocolError`, never an ``IndexError`` or
+``ValueError`` from inside a split.  The report's texts (the gossip message,
+the liveness request and reply, and ``Dead Node:...``) travel verbatim as the
+last field of their lines; the verb and the sender's ``IP:port`` beside them
+keep identities unique when many nodes share one IP.
+
+Framing is newline-delimited UTF-8, read through :class:`LineReader`'s
+buffer: one ``recv`` is never taken to be one message.  This module does no
+I/O of its own beyond the socket reads the reader is handed.
+
+The list of verbs is append-only: a new kind gets a new verb.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from dataclasses import dataclass
+from typing import ClassVar
+
+# Longest line accepted, newline included.  The longest legitimate line is a
+# seed's peer list at ~25 bytes per peer: 64 KiB holds ~2,500 peers, well
+# past one machine's reach, while a 1 MB line is refused before it is kept.
+MAX_LINE_BYTES = 64 * 1024
+
+_TIMESTAMP = re.compile(r"\d{1,12}(\.\d{1,9})?")
+
+
+class ProtocolError(Exception):
+    """A line, field or connection does not follow the protocol."""
+
+
+@dataclass(frozen=True, order=True)
+class Address:
+    """An IPv4 ``IP:port`` a node listens on.
+
+    IPv4 only: the report's texts separate fields with colons.  Unspecified
+    and multicast addresses are refused because no node can be reached there.
+    """
+
+    ip: str
+    port: int
+
+    def __post_init__(self) -> None:
+        try:
+            ip = ipaddress.IPv4Address(self.ip)
+        except (ipaddress.AddressValueError, TypeError):
+            raise ProtocolError(f"{self.ip!r} is not an IPv4 address") from None
+        if ip.is_unspecified or ip.is_multicast:
+            raise ProtocolError(f"{self.ip} cannot be a node's address")
+        if str(ip) != self.ip:
+            raise ProtocolError(f"{self.ip!r} is not in canonical dotted form")
+        if type(self.port) is not int or not 1 <= self.port <= 65535:
+            raise ProtocolError(f"{self.port!r} is not a port (1-65535)")
+
+    @classmethod
+    def parse(cls, text: str) -> Address:
+        host, sep, port = text.rpartition(":")
+        if not sep or not port.isascii() or not port.isdigit() or len(port) > 5:
+            raise ProtocolError(f"{text!r} is not IP:port")
+        return cls(host, int(port))
+
+    def __str__(self) -> str:
+        return f"{self.ip}:{self.port}"
+
+
+def _timestamp(text: str) -> str:
+    if not _TIMESTAMP.fullmatch(text):
+        raise ProtocolError(f"{text!r} is not a timestamp (seconds since the epoch)")
+    return text
+
+
+def _ip(text: str) -> str:
+    return Address(text, 1).ip
+
+
+def _split(text: str, count: int, what: str) -> list[str]:
+    parts = text.split(":")
+    if len(parts) != count:
+        raise ProtocolError(f"{what} must have {count} ':'-separated fields: {text!r}")
+    return parts
+
+
+# --- Peer <-> seed --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Register:
+    """A peer asks a seed to add it to the Peer List (PL)."""
+
+    VERB: ClassVar[str] = "REGISTER"
+    peer: Address
+
+    def encode(self) -> str:
+        return f"{self.VERB} {self.peer}"
+
+    @classmethod
+    def decode(cls, rest: str) -> Register:
+        return cls(Address.parse(rest))
+
+
+@dataclass(frozen=True)
+class PeerListRequest:
+    """A peer asks a seed for its current Peer List."""
+
+    VERB: ClassVar[str] = "GET_PEERS"
+
+    def encode(self) -> str:
+        return self.VERB
+
+    @classmethod
+    def decode(cls, rest: str) -> PeerListRequest:
+        if rest:
+            raise ProtocolError("GET_PEERS takes no arguments")
+        return cls()
+
+
+@dataclass(frozen=True)
+class PeerList:
+    """A seed's Peer List: each peer with its degree as the seed knows it.
+
+    The reply to ``REGISTER`` is the list as it stood just before the
+    registration, so it holds exactly the peers registered there earlier.
+    """
+
+    VERB: ClassVar[str] = "PEER_LIST"
+    peers: tuple[tuple[Address, int], ...]
+
+    def __post_init__(self) -> None:
+        if len({address for address, _ in self.peers}) != len(self.peers):
+            raise ProtocolError("peer list names a peer twice")
+
+    def encode(self) -> str:
+        return " ".join([self.VERB, *(f"{a}/{d}" for a, d in self.peers)])
+
+    @classmethod
+    def decode(cls, rest: str) -> PeerList:
+        peers = []
+        for item in rest.split(" ") if rest else ():
+            address, sep, degree = item.partition("/")
+            if not sep or not degree.isascii() or not degree.isdigit() or len(degree) > 6:
+                raise ProtocolError(f"{item!r} is not IP:port/degree")
+            peers.append((Address.parse(address), int(degree)))
+        return cls(tuple(peers))
+
+
+@dataclass(frozen=True)
+class LinkReport:
+    """A peer tells a seed it opened a link, so the seed knows degrees."""
+
+    VERB: ClassVar[str] = "LINK"
+    reporter: Address
+    neighbour: Address
+
+    def __post_init__(self) -> None:
+        if self.reporter == self.neighbour:
+            raise ProtocolError("a peer cannot link to itself")
+
+    def encode(self) -> str:
+        return f"{self.VERB} {self.reporter} {self.neighbour}"
+
+    @classmethod
+    def decode(cls, rest: str) -> LinkReport:
+        fields = rest.split(" ")
+        if len(fields) != 2:
+            raise ProtocolError("LINK takes two addresses")
+        return cls(Address.parse(fields[0]), Address.parse(fields[1]))
+
+
+@dataclass(frozen=True)
+class DeadNodeReport:
+    """``Dead Node:<DeadNode.IP>:<DeadNode.Port>:<timestamp>:<ReportingPeer.IP>``.
+
+    The reporter's port travels beside the report's text so a seed can tell
+    apart reporters that share an IP.
+    """
+
+    VERB: ClassVar[str] = "DEAD_NODE"
+    dead: Address
+    timestamp: str
+    reporter: Address
+
+    def __post_init__(self) -> None:
+        _timestamp(self.timestamp)
+
+    @property
+    def text(self) -> str:
+        return f"Dead Node:{self.dead.ip}:{self.dead.port}:{self.timestamp}:{self.reporter.ip}"
+
+    def encode(self) -> str:
+        return f"{self.VERB} {self.reporter} {self.text}"
+
+    @classmethod
+    def decode(cls, rest: str) -> DeadNodeReport:
+        reporter, _, text = rest.partition(" ")
+        return cls.from_text(text, Address.parse(reporter))
+
+    @classmethod
+    def from_text(cls, text: str, reporter: Address) -> DeadNodeReport:
+        label, ip, port, timestamp, reporter_ip = _split(text, 5, "Dead Node report")
+        if label != "Dead Node":
+            raise ProtocolError(f"expected 'Dead Node:...', got {text!r}")
+        if reporter_ip != reporter.ip:
+            raise ProtocolError(f"reporter IP {reporter_ip} differs from sender {reporter}")
+        return cls(Address.parse(f"{ip}:{port}"), timestamp, reporter)
+
+
+@dataclass(frozen=True)
+class Ok:
+    """A seed accepted a request; ``detail`` says what it decided."""
+
+    VERB: ClassVar[str] = "OK"
+    detail: str = ""
+
+    def encode(self) -> str:
+        return f"{self.VERB} {self.detail}".rstrip()
+
+    @classmethod
+    def decode(cls, rest: str) -> Ok:
+        return cls(rest)
+
+
+@dataclass(frozen=True)
+class Error:
+    """The receiver refused the last line; ``reason`` says why."""
+
+    VERB: ClassVar[str] = "ERROR"
+    reason: str
+
+    def encode(self) -> str:
+        return f"{self.VERB} {self.reason}"
+
+    @classmethod
+    def decode(cls, rest: str) -> Error:
+        return cls(rest)
+
+
+# --- Peer <-> peer (and a seed's liveness probe) ----------------------------------
+
+
+@dataclass(frozen=True)
+class Hello:
+    """First line on a link, both ways: who is at each end."""
+
+    VERB: ClassVar[str] = "HELLO"
+    peer: Address
+
+    def encode(self) -> str:
+        return f"{self.VERB} {self.peer}"
+
+    @classmethod
+    def decode(cls, rest: str) -> Hello:
+        return cls(Address.parse(rest))
+
+
+@dataclass(frozen=True, order=True)
+class GossipMessage:
+    """``<timestamp>:<IP>:<Msg#>``, created by ``origin``.
+
+    Identity is the whole value: the origin's port beside the report's text
+    keeps messages of peers sharing one IP apart.
+    """
+
+    VERB: ClassVar[str] = "GOSSIP"
+    origin: Address
+    timestamp: str
+    number: int
+
+    def __post_init__(self) -> None:
+        _timestamp(self.timestamp)
+        if type(self.number) is not int or self.number < 1:
+            raise ProtocolError(f"message number {self.number!r} must be >= 1")
+
+    @property
+    def text(self) -> str:
+        return f"{self.timestamp}:{self.origin.ip}:{self.number}"
+
+    def encode(self) -> str:
+        return f"{self.VERB} {self.origin} {self.text}"
+
+    @classmethod
+    def decode(cls, rest: str) -> GossipMessage:
+        origin, _, text = rest.partition(" ")
+        return cls.from_text(text, Address.parse(origin))
+
+    @classmethod
+    def from_text(cls, text: str, origin: Address) -> GossipMessage:
+        timestamp, ip, number = _split(text, 3, "gossip message")
+        if ip != origin.ip:
+            raise ProtocolError(f"message IP {ip} differs from origin {origin}")
+        if not number.isascii() or not number.isdigit() or len(number) > 9:
+            raise ProtocolError(f"{number!r} is not a message number")
+        return cls(origin, timestamp, int(number))
+
+
+@dataclass(frozen=True)
+class LivenessRequest:
+    """``Liveness Request:<timestamp>:<sender.IP>``."""
+
+    VERB: ClassVar[str] = "LIVENESS_REQUEST"
+    sender: Address
+    timestamp: str
+
+    def __post_init__(self) -> None:
+        _timestamp(self.timestamp)
+
+    @property
+    def text(self) -> str:
+        return f"Liveness Request:{self.timestamp}:{self.sender.ip}"
+
+    def encode(self) -> str:
+        return f"{self.VERB} {self.sender} {self.text}"
+
+    @classmethod
+    def decode(cls, rest: str) -> LivenessRequest:
+        sender_text, _, text = rest.partition(" ")
+        sender = Address.parse(sender_text)
+        label, timestamp, ip = _split(text, 3, "liveness request")
+        if label != "Liveness Request" or ip != sender.ip:
+            raise ProtocolError(f"malformed liveness request {text!r}")
+        return cls(sender, timestamp)
+
+    def reply(self, replier: Address) -> LivenessReply:
+        return LivenessReply(replier, self.timestamp, self.sender.ip)
+
+
+@dataclass(frozen=True)
+class LivenessReply:
+    """``Liveness Reply:<sender.timestamp>:<sender.IP>:<self.IP>``.
+
+    ``replier`` is the node answering; ``timestamp`` and ``requester_ip``
+    echo the request it answers.
+    """
+
+    VERB: ClassVar[str] = "LIVENESS_REPLY"
+    replier: Address
+    timestamp: str
+    requester_ip: str
+
+    def __post_init__(self) -> None:
+        _timestamp(self.timestamp)
+        _ip(self.requester_ip)
+
+    @property
+    def text(self) -> str:
+        return f"Liveness Reply:{self.timestamp}:{self.requester_ip}:{self.replier.ip}"
+
+    def encode(self) -> str:
+        return f"{self.VERB} {self.replier} {self.text}"
+
+    @classmethod
+    def decode(cls, rest: str) -> LivenessReply:
+        replier_text, _, text = rest.partition(" ")
+        replier = Address.parse(replier_text)
+        label, timestamp, requester_ip, ip = _split(text, 4, "liveness reply")
+        if label != "Liveness Reply" or ip != replier.ip:
+            raise ProtocolError(f"malformed liveness reply {text!r}")
+        return cls(replier, timestamp, requester_ip)
+
+
+Message = (
+    Register | PeerListRequest | PeerList | LinkReport | DeadNodeReport | Ok | Error
+    | Hello | GossipMessage | LivenessRequest | LivenessReply
+)
+
+_KINDS: dict[str, type] = {
+    kind.VERB: kind
+    for kind in (
+        Register, PeerListRequest, PeerList, LinkReport, DeadNodeReport, Ok, Error,
+        Hello, GossipMessage, LivenessRequest, LivenessReply,
+    )
+}
+
+
+def parse(line: str) -> Message:
+    """Read one line (without its newline) into the message it carries."""
+    verb, _, rest = line.partition(" ")
+    kind = _KINDS.get(verb)
+    if kind is None:
+        raise ProtocolError(f"unknown verb {verb[:40]!r}")
+    return kind.decode(rest)
+
+
+def encode(message: Message) -> bytes:
+    """One message as the bytes of one line, newline included."""
+    data = (message.encode() + "\n").encode("utf-8")
+    if len(data) > MAX_LINE_BYTES:
+        raise ProtocolError(f"{message.VERB} line of {len(data)} bytes exceeds {MAX_LINE_BYTES}")
+    return data
+
+
+class LineReader:
+    """Splits a socket's byte stream into lines through a buffer.
+
+    ``read_line`` returns one line without its newline, or ``None`` when the
+    peer closed the connection (an empty ``recv``).  A partial line at close,
+    a line over :data:`MAX_LINE_BYTES`, or bytes that are not UTF-8 raise
+    :class:`ProtocolError`.  Socket errors and timeouts propagate as
+    ``OSError`` for the caller to decide.
+    """
+
+    def __init__(self, sock: socket.socket, max_line: int = MAX_LINE_BYTES) -> None:
+        self._sock = sock
+        self._max_line = max_line
+        self._buffer = bytearray()
+
+    def read_line(self) -> str | None:
+        while True:
+            end = self._buffer.find(b"\n")
+            if end >= 0:
+                raw = bytes(self._buffer[:end])
+                del self._buffer[: end + 1]
+                break
+            if len(self._buffer) >= self._max_line:
+                raise ProtocolError(f"line longer than {self._max_line} bytes")
+            chunk = self._sock.recv(self._max_line - len(self._buffer))
+            if not chunk:
+                if self._buffer:
+                    raise ProtocolError(f"connection closed inside a line ({len(self._buffer)} bytes)")
+                return None
+            self._buffer += chunk
+        if len(raw) >= self._max_line:
+            raise ProtocolError(f"line longer than {self._max_line} bytes")
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ProtocolError("line is not valid UTF-8") from None
+        return line.removesuffix("\r")
+
+    def read_message(self) -> Message | None:
+        """The next line parsed, or ``None`` at a clean close."""
+        line = self.read_line()
+        return None if line is None else parse(line)
