@@ -219,14 +219,21 @@ def main(argv: list[str] | None = None) -> int:
                         f"liveness check (default: {SeedSettings.probe_timeout:g})")
     args = parser.parse_args(argv)
     ip, port = listen_address(parser, args.ip, args.port)
-    try:
-        seeds = load_seeds(args.config)
-    except ConfigError as exc:
-        parser.exit(2, f"seed: error: {exc}\n")
+    # A seed's own work does not need the seed list; it checks that peers can
+    # find it there.  A seed on PORT 0 (tests, tools) cannot be listed in advance.
+    seeds: list[Address] = []
+    if port != 0:
+        try:
+            seeds = load_seeds(args.config)
+        except ConfigError as exc:
+            parser.exit(2, f"seed: error: {exc}\n")
     server, log = transport.open_node(parser, "seed", ip, port, args.log, args.quiet)
     seed = Seed(server, log, SeedSettings(probe_timeout=args.probe_timeout))
-    log.event(logformat.STARTED, listen=seed.address, pid=os.getpid(), seeds=len(seeds),
-              listed="yes" if seed.address in seeds else "no", probe_timeout=args.probe_timeout)
+    log.event(logformat.STARTED, listen=seed.address, pid=os.getpid(), probe_timeout=args.probe_timeout,
+              listed="yes" if seed.address in seeds else "no" if seeds else "unchecked")
+    if seeds and seed.address not in seeds:
+        print(f"seed: warning: {seed.address} is not listed in {args.config}; peers will not find it",
+              file=sys.stderr)
     return transport.run_until_signalled(threading.Event(), server.start, server.stop, log, "seed")
 
 
