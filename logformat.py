@@ -127,7 +127,7 @@ def parse_line(text: str, number: int = 0) -> LogEvent:
         node = Address.parse(node_text)
     except ProtocolError as exc:
         raise LogFormatError(f"bad node address: {exc}") from None
-    if not event.isupper() or not event.replace("_", "").isalpha():
+    if not event.isascii() or not event.isupper() or not event.replace("_", "").isalpha():
         raise LogFormatError(f"bad event name {event[:40]!r}")
     rest = parts[4] if len(parts) == 5 else ""
     fields: dict[str, str] = {}
@@ -137,7 +137,12 @@ def parse_line(text: str, number: int = 0) -> LogEvent:
         if not match:
             raise LogFormatError(f"bad field at column {position + 1}: {rest[position:position + 40]!r}")
         key, value = match.groups()
-        fields[key] = json.loads(value) if value.startswith('"') else value
+        if key in fields:
+            raise LogFormatError(f"field {key!r} appears twice")
+        try:
+            fields[key] = json.loads(value) if value.startswith('"') else value
+        except ValueError:
+            raise LogFormatError(f"bad quoted value for {key!r}") from None
         position = match.end()
     return LogEvent(number, time, role, node, event, fields)
 
@@ -208,9 +213,9 @@ class NodeLog:
     def __init__(self, role: str, node: Address, path: str | Path | None, console: bool) -> None:
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}")
-        self._logger = logging.getLogger(f"gossip.{role}.{node}")
-        self._logger.setLevel(logging.INFO)
-        self._logger.propagate = False
+        # A private logger, outside logging's registry: two logs of one node
+        # (in tests) never share handlers, and nothing else writes into it.
+        self._logger = logging.Logger(f"gossip.{role}.{node}", logging.INFO)
         formatter = _LineFormatter(role, node)
         handlers: list[logging.Handler] = []
         if path is not None:

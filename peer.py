@@ -51,6 +51,7 @@ from liveness import LivenessTracker
 from logformat import NodeLog
 from transport import Connection, NodeServer, NodeStartError
 from wire import (
+    MAX_NUMBER_DIGITS,
     Address,
     DeadNodeReport,
     Error,
@@ -94,7 +95,11 @@ class Link:
 
     def close(self) -> None:
         self.conn.close()
-        # If the queue is full the writer is busy, not waiting: it fails on the closed socket.
+        self.stop_writer()
+
+    def stop_writer(self) -> None:
+        """Let the writer finish what is queued and end, leaving the socket open."""
+        # If the queue is full the writer is busy, not waiting: it ends on a closed socket.
         with contextlib.suppress(queue.Full):
             self._queue.put_nowait(None)
 
@@ -171,7 +176,9 @@ class Peer:
                 lists[seed] = {address: degree for address, degree in reply.peers if address != self.address}
                 self.log.event(logformat.REGISTERED, seed=seed)
                 self.log.event(logformat.PEER_LIST, seed=seed, peers=",".join(map(str, lists[seed])))
-            if len(lists) == need or self.stopped.wait(REGISTER_BACKOFF * 2 ** attempt):
+            if len(lists) == need or attempt == REGISTER_ATTEMPTS - 1:
+                break
+            if self.stopped.wait(REGISTER_BACKOFF * 2 ** attempt):
                 break
         if len(lists) < need:
             raise NodeStartError(f"registered with {len(lists)} of {len(self.seeds)} seeds; "
@@ -201,7 +208,7 @@ class Peer:
     def dial(self, neighbour: Address) -> bool:
         """Open a link to ``neighbour``; True if a link to it exists afterwards."""
         with self._lock:
-            if neighbour in self.links:
+            if self._linked(neighbour):
                 return True
             self._dialing.add(neighbour)
         try:
@@ -214,7 +221,7 @@ class Peer:
             conn.send(Hello(self.address))
             reply = conn.read()
         except (OSError, ProtocolError) as exc:
-            reply = Error(str(exc))
+            reply = Error(transport.describe(exc))
         if isinstance(reply, Hello) and reply.peer == neighbour:
             link = self._open_link(neighbour, conn, initiator=True)
             if link is not None:
@@ -225,7 +232,7 @@ class Peer:
         conn.close()
         with self._lock:
             self._dialing.discard(neighbour)
-            if neighbour in self.links:  # it dialled us meanwhile; that link stands
+            if self._linked(neighbour):  # it dialled us meanwhile; that link stands
                 return True
         reason = reply.reason if isinstance(reply, Error) else f"unexpected reply {reply!r}"
         self.log.event(logformat.LINK_CLOSED, neighbour=neighbour, reason=f"refused: {reason}")
@@ -274,7 +281,7 @@ class Peer:
         conn.set_timeout(None)
         link = Link(neighbour, conn, initiator, self.settings.ping_misses)
         with self._lock:
-            if neighbour in self.links or self.stopped.is_set():
+            if self._linked(neighbour) or self.stopped.is_set():
                 return None
             # Both ends dialling at once: keep the link the smaller address opened.
             if not initiator and neighbour in self._dialing and self.address < neighbour:
@@ -285,7 +292,10 @@ class Peer:
             # this replay or is forwarded later, never both, never neither.
             for message in self.message_list.messages():
                 link.send(message)
+            stale = self.links.get(neighbour)
             self.links[neighbour] = link
+        if stale is not None:  # its connection had closed: the neighbour came back
+            stale.close()
         link.writer.start()
         self.log.event(logformat.LINK_OPENED, neighbour=neighbour,
                        initiator=self.address if initiator else neighbour)
@@ -307,18 +317,24 @@ class Peer:
                     raise ProtocolError(f"{message.VERB} is not sent over a link")
         except ProtocolError as exc:
             # A misbehaving neighbour is cut off, not reported dead: it is alive.
-            self._drop_link(link, f"bad input: {exc}")
+            # guarded() then answers ERROR and closes the connection.
+            self._remove_link(link)
+            link.stop_writer()
+            self.log.event(logformat.LINK_CLOSED, neighbour=link.neighbour, reason=f"bad input: {exc}")
             raise
         if not self.stopped.is_set():
+            # Kept in the table: the liveness rule decides whether it is dead.
             self.log.event(logformat.LINK_CLOSED, neighbour=link.neighbour, reason="closed by neighbour")
 
-    def _drop_link(self, link: Link, reason: str) -> None:
+    def _linked(self, neighbour: Address) -> bool:
+        """A working link to ``neighbour`` exists.  Call with the lock held."""
+        link = self.links.get(neighbour)
+        return link is not None and not link.conn.closed
+
+    def _remove_link(self, link: Link) -> None:
         with self._lock:
             if self.links.get(link.neighbour) is link:
                 del self.links[link.neighbour]
-        link.close()
-        if not self.stopped.is_set():
-            self.log.event(logformat.LINK_CLOSED, neighbour=link.neighbour, reason=reason)
 
     # --- Gossip --------------------------------------------------------------------
 
@@ -358,11 +374,12 @@ class Peer:
 
     def report_dead(self, link: Link) -> None:
         """Drop a neighbour that missed ping-misses requests and tell the seeds."""
-        report = DeadNodeReport(link.neighbour, self._timestamp(), self.address)
         with self._lock:
-            if self.links.get(link.neighbour) is link:
-                del self.links[link.neighbour]
+            if self.links.get(link.neighbour) is not link:
+                return  # replaced by a new link meanwhile: the neighbour is back
+            del self.links[link.neighbour]
         link.close()
+        report = DeadNodeReport(link.neighbour, self._timestamp(), self.address)
         self.log.event(logformat.DEAD_NODE_REPORTED, dead=link.neighbour, msg=report.text)
         self._to_seeds.put(("all", report))
 
@@ -380,7 +397,7 @@ class Peer:
                 try:
                     reply = transport.request(seed, message)
                 except (OSError, ProtocolError) as exc:
-                    reply = Error(str(exc))
+                    reply = Error(transport.describe(exc))
                 if isinstance(reply, Error):
                     self.log.event(logformat.SEED_ERROR, seed=seed, request=message.VERB, reason=reply.reason)
 
@@ -436,6 +453,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seed for this peer's random choices, for repeatable runs (default: random)")
     args = parser.parse_args(argv)
     ip, port = listen_address(parser, args.ip, args.port)
+    if args.gossip_count >= 10 ** MAX_NUMBER_DIGITS:
+        parser.error(f"--gossip-count must be below 10^{MAX_NUMBER_DIGITS}")
     settings = PeerSettings(args.gossip_interval, args.gossip_count, args.ping_interval, args.ping_misses,
                             args.degree_model)
     try:

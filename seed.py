@@ -66,7 +66,10 @@ class PeerTable:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._peers: dict[Address, PeerRecord] = {}
+        # Links as an adjacency map (both directions), for degrees.
         self._links: dict[Address, set[Address]] = {}
+        # The links each registered peer reported itself, for vetting reporters.
+        self._claims: dict[Address, set[Address]] = {}
         self._incarnations = 0
 
     def register(self, peer: Address) -> tuple[PeerList, PeerRecord, bool]:
@@ -84,24 +87,29 @@ class PeerTable:
         with self._lock:
             return self._snapshot()
 
-    def record_link(self, a: Address, b: Address) -> bool | None:
-        """Store link a-b.  True if new, False if known, None if neither end is in the PL."""
+    def record_link(self, reporter: Address, neighbour: Address) -> bool | None:
+        """Store the link ``reporter`` says it opened.
+
+        True if the link is new, False if known, None if the reporter is not in the PL.
+        """
         with self._lock:
-            if a not in self._peers and b not in self._peers:
+            if reporter not in self._peers:
                 return None
-            if b in self._links.get(a, ()):
+            self._claims.setdefault(reporter, set()).add(neighbour)
+            if neighbour in self._links.get(reporter, ()):
                 return False
-            self._links.setdefault(a, set()).add(b)
-            self._links.setdefault(b, set()).add(a)
+            self._links.setdefault(reporter, set()).add(neighbour)
+            self._links.setdefault(neighbour, set()).add(reporter)
             return True
 
     def get(self, peer: Address) -> PeerRecord | None:
         with self._lock:
             return self._peers.get(peer)
 
-    def neighbours(self, peer: Address) -> set[Address]:
+    def claimed_neighbours(self, peer: Address) -> set[Address]:
+        """The neighbours ``peer`` itself reported linking to."""
         with self._lock:
-            return set(self._links.get(peer, ()))
+            return set(self._claims.get(peer, ()))
 
     def remove(self, record: PeerRecord) -> int | None:
         """Remove the peer if ``record`` is still its current incarnation; the new PL size."""
@@ -117,8 +125,10 @@ class PeerTable:
             return len(self._peers)
 
     def _drop_links(self, peer: Address) -> None:
+        self._claims.pop(peer, None)
         for other in self._links.pop(peer, ()):
             self._links.get(other, set()).discard(peer)
+            self._claims.get(other, set()).discard(peer)
 
     def _snapshot(self, exclude: Address | None = None) -> PeerList:
         return PeerList(tuple(
@@ -171,7 +181,7 @@ class Seed:
     def on_link(self, message: LinkReport) -> Message:
         outcome = self.table.record_link(message.reporter, message.neighbour)
         if outcome is None:
-            return Error("neither end of the link is registered here")
+            return Error("the reporter is not registered here")
         if outcome:
             a, b = sorted((message.reporter, message.neighbour))
             self.log.event(logformat.LINK_RECORDED, a=a, b=b, reporter=message.reporter)
@@ -190,7 +200,8 @@ class Seed:
             return "ignored", "not in the peer list"
         if report.reporter == report.dead:
             return "rejected", "a peer cannot report itself"
-        if self.table.get(report.reporter) is None and report.reporter not in self.table.neighbours(report.dead):
+        if (self.table.get(report.reporter) is None
+                and report.reporter not in self.table.claimed_neighbours(report.dead)):
             return "rejected", "reporter is neither registered here nor a neighbour of the accused"
         if self.probe(report.dead):
             return "rejected", "accused answered the seed's liveness check"

@@ -72,6 +72,11 @@ class Connection:
         self.sock.close()
 
 
+def describe(exc: BaseException) -> str:
+    """An exception as a short one-line reason, never empty, for a log or an ERROR line."""
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
+
+
 def request(address: Address, message: Message, timeout: float = CONNECT_TIMEOUT) -> Message:
     """Send one message on a new connection and return the reply.
 
@@ -100,10 +105,10 @@ def guarded(conn: Connection, handler: Callable[[Connection], None], log: NodeLo
         handler(conn)
     except ProtocolError as exc:
         if not stopping.is_set():
-            log.event(logformat.BAD_INPUT, remote=conn.remote, reason=str(exc))
+            log.event(logformat.BAD_INPUT, remote=conn.remote, reason=describe(exc))
             try:
                 conn.set_timeout(1.0)
-                conn.send(Error(str(exc)[:200]))
+                conn.send(Error(describe(exc)))
             except (OSError, ProtocolError):
                 pass
     except TimeoutError:

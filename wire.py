@@ -28,7 +28,12 @@ from typing import ClassVar
 # past one machine's reach, while a 1 MB line is refused before it is kept.
 MAX_LINE_BYTES = 64 * 1024
 
-_TIMESTAMP = re.compile(r"\d{1,12}(\.\d{1,9})?")
+# Digits of a message number: --gossip-count can be at most 10^9 - 1.
+MAX_NUMBER_DIGITS = 9
+# Digits of a degree in a peer list: no peer has a million neighbours.
+MAX_DEGREE_DIGITS = 6
+
+_TIMESTAMP = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")
 
 
 class ProtocolError(Exception):
@@ -61,9 +66,9 @@ class Address:
     @classmethod
     def parse(cls, text: str) -> Address:
         host, sep, port = text.rpartition(":")
-        if not sep or not port.isascii() or not port.isdigit() or len(port) > 5:
-            raise ProtocolError(f"{text!r} is not IP:port")
-        return cls(host, int(port))
+        if not sep:
+            raise ProtocolError(f"{text[:60]!r} is not IP:port")
+        return cls(host, _natural(port, 5, "port"))
 
     def __str__(self) -> str:
         return f"{self.ip}:{self.port}"
@@ -72,6 +77,21 @@ class Address:
 def _timestamp(text: str) -> str:
     if not _TIMESTAMP.fullmatch(text):
         raise ProtocolError(f"{text!r} is not a timestamp (seconds since the epoch)")
+    return text
+
+
+def _natural(text: str, digits: int, what: str) -> int:
+    """A decimal whole number written canonically (ASCII digits, no leading zero)."""
+    if (not text.isascii() or not text.isdigit() or len(text) > digits
+            or (len(text) > 1 and text[0] == "0")):
+        raise ProtocolError(f"{text[:20]!r} is not a {what}")
+    return int(text)
+
+
+def _free_text(text: str) -> str:
+    """Free text fits on one line: no line breaks that would smuggle a second line."""
+    if "\n" in text or "\r" in text:
+        raise ProtocolError("free text must not contain line breaks")
     return text
 
 
@@ -134,6 +154,9 @@ class PeerList:
     def __post_init__(self) -> None:
         if len({address for address, _ in self.peers}) != len(self.peers):
             raise ProtocolError("peer list names a peer twice")
+        for _, degree in self.peers:
+            if type(degree) is not int or not 0 <= degree < 10**MAX_DEGREE_DIGITS:
+                raise ProtocolError(f"degree {degree!r} is not a whole number below 10^{MAX_DEGREE_DIGITS}")
 
     def encode(self) -> str:
         return " ".join([self.VERB, *(f"{a}/{d}" for a, d in self.peers)])
@@ -143,9 +166,9 @@ class PeerList:
         peers = []
         for item in rest.split(" ") if rest else ():
             address, sep, degree = item.partition("/")
-            if not sep or not degree.isascii() or not degree.isdigit() or len(degree) > 6:
-                raise ProtocolError(f"{item!r} is not IP:port/degree")
-            peers.append((Address.parse(address), int(degree)))
+            if not sep:
+                raise ProtocolError(f"{item[:60]!r} is not IP:port/degree")
+            peers.append((Address.parse(address), _natural(degree, MAX_DEGREE_DIGITS, "degree")))
         return cls(tuple(peers))
 
 
@@ -217,8 +240,11 @@ class Ok:
     VERB: ClassVar[str] = "OK"
     detail: str = ""
 
+    def __post_init__(self) -> None:
+        _free_text(self.detail)
+
     def encode(self) -> str:
-        return f"{self.VERB} {self.detail}".rstrip()
+        return f"{self.VERB} {self.detail}" if self.detail else self.VERB
 
     @classmethod
     def decode(cls, rest: str) -> Ok:
@@ -231,6 +257,10 @@ class Error:
 
     VERB: ClassVar[str] = "ERROR"
     reason: str
+
+    def __post_init__(self) -> None:
+        if not _free_text(self.reason).strip():
+            raise ProtocolError("ERROR needs a reason")
 
     def encode(self) -> str:
         return f"{self.VERB} {self.reason}"
@@ -293,9 +323,7 @@ class GossipMessage:
         timestamp, ip, number = _split(text, 3, "gossip message")
         if ip != origin.ip:
             raise ProtocolError(f"message IP {ip} differs from origin {origin}")
-        if not number.isascii() or not number.isdigit() or len(number) > 9:
-            raise ProtocolError(f"{number!r} is not a message number")
-        return cls(origin, timestamp, int(number))
+        return cls(origin, timestamp, _natural(number, MAX_NUMBER_DIGITS, "message number"))
 
 
 @dataclass(frozen=True)
