@@ -104,19 +104,23 @@ class Link:
             self._queue.put_nowait(None)
 
     def _write_loop(self) -> None:
-        while (data := self._queue.get()) is not None:
-            batch = [data]
+        """Send queued lines, several per system call when there is a backlog; end at None."""
+        while True:
+            batch = [self._queue.get()]
+            while batch[-1] is not None and len(batch) < WRITE_BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            ending = batch[-1] is None
+            data = b"".join(item for item in batch if item is not None)
             try:
-                while len(batch) < WRITE_BATCH and (more := self._queue.get_nowait()) is not None:
-                    batch.append(more)
-            except queue.Empty:
-                more = b""
-            try:
-                self.conn.send_bytes(b"".join(batch))
+                if data:
+                    self.conn.send_bytes(data)
             except OSError:
                 self.conn.close()
                 return
-            if more is None:
+            if ending:
                 return
 
 
