@@ -35,13 +35,24 @@ SEED_IDLE_TIMEOUT = 30.0
 # Seconds to wait for a TCP connect or for a reply to one request.
 CONNECT_TIMEOUT = 3.0
 
+# Seconds a peer waits for a seed's answer to a link or dead-node report.  A
+# seed answers a dead-node report only after its own liveness check (connect
+# and reply, each up to its probe timeout), so this outlasts two of those.
+SEED_REPORT_TIMEOUT = 10.0
+
+# Links a seed records for one reporting peer.  A peer cannot serve more
+# connections than MAX_CONNECTIONS, so more claims are lies that would only
+# inflate degrees and the seed's memory.
+MAX_LINKS_PER_PEER = MAX_CONNECTIONS
+
 # Lines queued for one neighbour before it is judged unable to keep up and
 # its link is dropped.  Generous: a catch-up of the whole Message List at link
 # opening is ~10 lines per peer in the network.
 SEND_QUEUE_LINES = 50_000
 
 # Registration: passes over the unreached seeds, and the pause before each
-# new pass (doubling).  Bounded so a peer facing dead seeds exits in ~10 s.
+# further pass (0.5, 1, 2 s).  Bounded so a peer facing dead seeds gives up
+# within seconds (3.5 s of pauses, plus connect timeouts of silent hosts).
 REGISTER_ATTEMPTS = 4
 REGISTER_BACKOFF = 0.5
 

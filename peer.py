@@ -37,6 +37,7 @@ from config import (
     REGISTER_ATTEMPTS,
     REGISTER_BACKOFF,
     SEED_IDLE_TIMEOUT,
+    SEED_REPORT_TIMEOUT,
     SEND_QUEUE_LINES,
     ConfigError,
     PeerSettings,
@@ -49,7 +50,7 @@ from config import (
 from gossip import MessageList, forward_targets
 from liveness import LivenessTracker
 from logformat import NodeLog
-from transport import Connection, NodeServer, NodeStartError
+from transport import Connection, NodeServer, NodeStartError, describe
 from wire import (
     MAX_NUMBER_DIGITS,
     Address,
@@ -174,7 +175,8 @@ class Peer:
                     if not isinstance(reply, PeerList):
                         raise ProtocolError(f"expected PEER_LIST, got {reply.encode()[:100]!r}")
                 except (OSError, ProtocolError) as exc:
-                    self.log.event(logformat.REGISTER_FAILED, seed=seed, attempt=attempt + 1, reason=str(exc))
+                    self.log.event(logformat.REGISTER_FAILED, seed=seed, attempt=attempt + 1,
+                                   reason=describe(exc))
                     continue
                 pending.remove(seed)
                 lists[seed] = {address: degree for address, degree in reply.peers if address != self.address}
@@ -218,14 +220,15 @@ class Peer:
         try:
             conn = Connection.open(neighbour)
         except OSError as exc:
-            self.log.event(logformat.LINK_CLOSED, neighbour=neighbour, reason=f"cannot connect: {exc}")
+            self.log.event(logformat.LINK_CLOSED, neighbour=neighbour,
+                           reason=f"cannot connect: {describe(exc)}")
             self._forget_dial(neighbour)
             return False
         try:
             conn.send(Hello(self.address))
             reply = conn.read()
         except (OSError, ProtocolError) as exc:
-            reply = Error(transport.describe(exc))
+            reply = Error(describe(exc))
         if isinstance(reply, Hello) and reply.peer == neighbour:
             link = self._open_link(neighbour, conn, initiator=True)
             if link is not None:
@@ -324,9 +327,10 @@ class Peer:
             # guarded() then answers ERROR and closes the connection.
             self._remove_link(link)
             link.stop_writer()
-            self.log.event(logformat.LINK_CLOSED, neighbour=link.neighbour, reason=f"bad input: {exc}")
+            self.log.event(logformat.LINK_CLOSED, neighbour=link.neighbour,
+                           reason=f"bad input: {describe(exc)}")
             raise
-        if not self.stopped.is_set():
+        if not self.stopped.is_set() and not link.conn.closed:
             # Kept in the table: the liveness rule decides whether it is dead.
             self.log.event(logformat.LINK_CLOSED, neighbour=link.neighbour, reason="closed by neighbour")
 
@@ -399,9 +403,9 @@ class Peer:
                 if self.stopped.is_set():
                     return
                 try:
-                    reply = transport.request(seed, message)
+                    reply = transport.request(seed, message, timeout=SEED_REPORT_TIMEOUT)
                 except (OSError, ProtocolError) as exc:
-                    reply = Error(transport.describe(exc))
+                    reply = Error(describe(exc))
                 if isinstance(reply, Error):
                     self.log.event(logformat.SEED_ERROR, seed=seed, request=message.VERB, reason=reply.reason)
 

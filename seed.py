@@ -24,6 +24,7 @@ import logformat
 import transport
 from config import (
     HANDSHAKE_TIMEOUT,
+    MAX_LINKS_PER_PEER,
     SEED_IDLE_TIMEOUT,
     ConfigError,
     SeedSettings,
@@ -95,7 +96,10 @@ class PeerTable:
         with self._lock:
             if reporter not in self._peers:
                 return None
-            self._claims.setdefault(reporter, set()).add(neighbour)
+            claims = self._claims.setdefault(reporter, set())
+            if neighbour not in claims and len(claims) >= MAX_LINKS_PER_PEER:
+                raise ProtocolError(f"more than {MAX_LINKS_PER_PEER} links reported by {reporter}")
+            claims.add(neighbour)
             if neighbour in self._links.get(reporter, ()):
                 return False
             self._links.setdefault(reporter, set()).add(neighbour)
@@ -218,7 +222,8 @@ class Seed:
             reply = transport.request(peer, ask, timeout=self.settings.probe_timeout)
         except (OSError, ProtocolError):
             return False
-        return isinstance(reply, LivenessReply) and reply.replier == peer
+        # ERROR (busy: too many connections) still means something answers there.
+        return isinstance(reply, Error) or (isinstance(reply, LivenessReply) and reply.replier == peer)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -116,9 +116,10 @@ def guarded(conn: Connection, handler: Callable[[Connection], None], log: NodeLo
             log.event(logformat.BAD_INPUT, remote=conn.remote, reason="timed out waiting for a line")
     except OSError as exc:
         if not stopping.is_set() and not conn.closed:
-            log.event(logformat.BAD_INPUT, remote=conn.remote, reason=f"connection error: {exc}")
+            log.event(logformat.BAD_INPUT, remote=conn.remote, reason=f"connection error: {describe(exc)}")
     except Exception as exc:  # a bug must not take the node down; say what it was
-        log.event(logformat.BAD_INPUT, remote=conn.remote, reason=f"internal error: {exc!r}")
+        log.event(logformat.BAD_INPUT, remote=conn.remote,
+                  reason=f"internal error: {type(exc).__name__}: {describe(exc)}")
     finally:
         conn.close()
 
@@ -229,7 +230,7 @@ def run_until_signalled(stopped: threading.Event, start: Callable[[], None], sto
             pass
     except NodeStartError as exc:
         if not stopped.is_set():
-            log.event(logformat.START_FAILED, reason=str(exc))
+            log.event(logformat.START_FAILED, reason=describe(exc))
             print(f"{role}: error: {exc}", file=sys.stderr)
             status = 1
     finally:
