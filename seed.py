@@ -73,16 +73,16 @@ class PeerTable:
         self._claims: dict[Address, set[Address]] = {}
         self._incarnations = 0
 
-    def register(self, peer: Address) -> tuple[PeerList, PeerRecord, bool]:
-        """Add ``peer``; return the PL as it was before, its record, and whether it is new."""
+    def register(self, peer: Address) -> tuple[PeerList, int, bool]:
+        """Add ``peer``; return the PL as it was before, the PL's new size, and whether the peer is new."""
         with self._lock:
             before = self._snapshot(exclude=peer)
             known = peer in self._peers
             if known:
                 self._drop_links(peer)  # a restarted peer starts with no links
             self._incarnations += 1
-            record = self._peers[peer] = PeerRecord(peer, self._incarnations)
-            return before, record, not known
+            self._peers[peer] = PeerRecord(peer, self._incarnations)
+            return before, len(self._peers), not known
 
     def peer_list(self) -> PeerList:
         with self._lock:
@@ -159,9 +159,9 @@ class Seed:
         conn.set_timeout(HANDSHAKE_TIMEOUT)
         while (message := conn.read()) is not None:
             conn.set_timeout(SEED_IDLE_TIMEOUT)
-            conn.send(self.answer(message, conn.remote))
+            conn.send(self.answer(message))
 
-    def answer(self, message: Message, remote: str) -> Message:
+    def answer(self, message: Message) -> Message:
         if isinstance(message, Register):
             return self.on_register(message)
         if isinstance(message, PeerListRequest):
@@ -175,11 +175,11 @@ class Seed:
         raise ProtocolError(f"a seed does not serve {message.VERB}")
 
     def on_register(self, message: Register) -> PeerList:
-        before, _, new = self.table.register(message.peer)
+        before, size, new = self.table.register(message.peer)
         self.log.event(logformat.PEER_REGISTERED, peer=message.peer, returned=len(before.peers),
                        again="no" if new else "yes")
         if new:
-            self.log.event(logformat.PL_ADDED, peer=message.peer, size=len(self.table))
+            self.log.event(logformat.PL_ADDED, peer=message.peer, size=size)
         return before
 
     def on_link(self, message: LinkReport) -> Message:
