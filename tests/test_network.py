@@ -67,8 +67,11 @@ def test_killed_peer_is_reported_by_each_neighbour_and_removed(network):
 
     for reporter, event in reports().items():
         delay = event.timestamp - killed_at
-        # Never before ping-misses intervals of silence; slack above for a loaded machine.
-        assert misses * interval - 0.25 <= delay <= (misses + 1) * interval + 5, (reporter, delay)
+        # The rule gives [misses, misses + 1) intervals after the death, less the reply
+        # latency when the kill lands between a request and its reply, which a loaded
+        # machine can stretch: a full interval of slack below, generous slack above.
+        # (tests/test_rules.py pins the exact miss count.)
+        assert (misses - 1) * interval <= delay <= (misses + 1) * interval + 5, (reporter, delay)
         assert event.fields["msg"] == (f"Dead Node:{victim.address.ip}:{victim.address.port}:"
                                        f"{event.fields['msg'].split(':')[3]}:{reporter.ip}")
     dead_reported = {event.address("dead") for event in network.events(logformat.DEAD_NODE_REPORTED)}
