@@ -216,6 +216,7 @@ class NodeLog:
         # A private logger, outside logging's registry: two logs of one node
         # (in tests) never share handlers, and nothing else writes into it.
         self._logger = logging.Logger(f"gossip.{role}.{node}", logging.INFO)
+        self.path = Path(path) if path is not None else None
         formatter = _LineFormatter(role, node)
         handlers: list[logging.Handler] = []
         if path is not None:
