@@ -339,10 +339,13 @@ class Peer:
         link = self.links.get(neighbour)
         return link is not None and not link.conn.closed
 
-    def _remove_link(self, link: Link) -> None:
+    def _remove_link(self, link: Link) -> bool:
+        """Take ``link`` out of the table; False if a newer link had replaced it."""
         with self._lock:
-            if self.links.get(link.neighbour) is link:
-                del self.links[link.neighbour]
+            if self.links.get(link.neighbour) is not link:
+                return False
+            del self.links[link.neighbour]
+            return True
 
     # --- Gossip --------------------------------------------------------------------
 
@@ -382,10 +385,8 @@ class Peer:
 
     def report_dead(self, link: Link) -> None:
         """Drop a neighbour that missed ping-misses requests and tell the seeds."""
-        with self._lock:
-            if self.links.get(link.neighbour) is not link:
-                return  # replaced by a new link meanwhile: the neighbour is back
-            del self.links[link.neighbour]
+        if not self._remove_link(link):
+            return  # replaced by a new link meanwhile: the neighbour is back
         link.close()
         report = DeadNodeReport(link.neighbour, self._timestamp(), self.address)
         self.log.event(logformat.DEAD_NODE_REPORTED, dead=link.neighbour, msg=report.text)

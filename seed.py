@@ -124,10 +124,6 @@ class PeerTable:
             self._drop_links(record.address)
             return len(self._peers)
 
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._peers)
-
     def _drop_links(self, peer: Address) -> None:
         self._claims.pop(peer, None)
         for other in self._links.pop(peer, ()):
