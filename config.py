@@ -50,6 +50,25 @@ MAX_LINKS_PER_PEER = MAX_CONNECTIONS
 # opening is ~10 lines per peer in the network.
 SEND_QUEUE_LINES = 50_000
 
+# Neighbours of an accused peer that must report it dead before a seed
+# checks it (all of them if it has fewer): one liar is never enough.
+CONFIRMATIONS = 2
+
+# Registrations a seed checks at once.  Each holds a thread while the seed
+# asks the registering address to prove it holds its key (up to two probe
+# timeouts); past this, registrations are refused as busy and peers retry.
+MAX_PENDING_REGISTRATIONS = 32
+
+# Gossip messages a peer holds while it fetches their origins' public keys
+# from the seeds.  Normally a handful (the first messages of a peer that just
+# joined); the bound keeps a flood of messages from unknown origins cheap.
+MAX_UNVERIFIED_MESSAGES = 10_000
+
+# Passes a peer makes over its seeds to find a key before it drops the
+# messages waiting on it, and the pause between passes.
+KEY_LOOKUP_ATTEMPTS = 3
+KEY_LOOKUP_BACKOFF = 0.5
+
 # Registration: passes over the unreached seeds, and the pause before each
 # further pass (0.5, 1, 2 s).  Bounded so a peer facing dead seeds gives up
 # within seconds (3.5 s of pauses, plus connect timeouts of silent hosts).
@@ -78,6 +97,9 @@ class PeerSettings:
     # Overlay model: "preferential" (true power law) or "report" (the
     # report's formula, which is exponential; see topology.py).
     degree_model: str = "preferential"
+    # Sign gossip, link and dead-node reports with Ed25519 and verify what
+    # arrives (auth.py).  Off runs the report's plain format.
+    auth: bool = True
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,10 @@ PL_ADDED = "PL_ADDED"  # peer=, size=
 PL_REMOVED = "PL_REMOVED"  # peer=, size=, reason=
 LINK_RECORDED = "LINK_RECORDED"  # a=, b=, reporter=
 DEAD_NODE_DECISION = "DEAD_NODE_DECISION"  # dead=, reporter=, msg=, decision=, reason=
+# Added with authentication and seed-to-seed removal notices
+REGISTER_REFUSED = "REGISTER_REFUSED"  # seed: peer=, reason=
+REMOVAL_NOTICE = "REMOVAL_NOTICE"  # seed: seed=, dead=, decision=, reason=
+GOSSIP_REJECTED = "GOSSIP_REJECTED"  # peer: msg=, origin=, from=, reason=
 
 _BARE = re.compile(r'[^\s"=]+')
 _FIELD = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|[^\s"=]+)(?: |$)')

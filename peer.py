@@ -12,6 +12,14 @@ holds up gossip to the others.  When a link opens, each side replays its
 Message List (ML) to the other, so a peer that joins late still receives
 every message created before it arrived; the ML drops what a peer already has.
 
+With authentication on (the default), the peer signs its gossip, link and
+dead-node reports and its liveness replies with its Ed25519 key (auth.py).
+A gossip message from a neighbour is verified against its origin's key
+before it is accepted, logged or forwarded; keys come with the peer lists,
+and a key this peer lacks (an origin that joined later) is fetched from the
+seeds while the message waits.  A neighbour that sends a message whose
+signature fails is cut off: honest peers never forward one.
+
 Decisions are made by gossip.py (ML and forwarding), liveness.py (missed
 pings) and topology.py (whom to link to); this module wires them to sockets.
 """
@@ -28,12 +36,16 @@ import threading
 import time
 from collections.abc import Callable
 
+import auth
 import logformat
 import topology
 import transport
 from config import (
     CONNECT_TIMEOUT,
     HANDSHAKE_TIMEOUT,
+    KEY_LOOKUP_ATTEMPTS,
+    KEY_LOOKUP_BACKOFF,
+    MAX_UNVERIFIED_MESSAGES,
     REGISTER_ATTEMPTS,
     REGISTER_BACKOFF,
     SEED_IDLE_TIMEOUT,
@@ -52,12 +64,15 @@ from liveness import LivenessTracker
 from logformat import NodeLog
 from transport import Connection, NodeServer, NodeStartError, describe
 from wire import (
+    MAX_KEYS_PER_REQUEST,
     MAX_NUMBER_DIGITS,
     Address,
     DeadNodeReport,
     Error,
     GossipMessage,
     Hello,
+    Keys,
+    KeysRequest,
     LinkReport,
     LivenessReply,
     LivenessRequest,
@@ -127,7 +142,8 @@ class Link:
 
 class Peer:
     def __init__(self, server: NodeServer, log: NodeLog, seeds: list[Address], settings: PeerSettings,
-                 rng: random.Random, clock: Callable[[], float] = time.time) -> None:
+                 rng: random.Random, clock: Callable[[], float] = time.time,
+                 identity: auth.Identity | None = None) -> None:
         self.server = server
         self.address = server.address
         self.log = log
@@ -139,8 +155,17 @@ class Peer:
         self.message_list: MessageList[GossipMessage, Address] = MessageList()
         self.links: dict[Address, Link] = {}
         self.registered_seeds: list[Address] = []
+        # This peer's key pair; None runs the report's plain format.
+        self.identity = identity if identity is not None or not settings.auth else auth.Identity()
+        # Public keys of other peers, as the seeds bound them.
+        self.keys: dict[Address, str] = {}
+        # Gossip waiting for its origin's key: origin -> [(message, sender)].
+        self._unverified: dict[Address, list[tuple[GossipMessage, Address]]] = {}
+        self._unverified_count = 0
+        self._keys_wanted = threading.Event()
+        self.rejected = 0  # gossip messages dropped as unverifiable
         self._dialing: set[Address] = set()
-        # Guards links, _dialing, message_list and every link's liveness.
+        # Guards links, _dialing, message_list, keys, _unverified and every link's liveness.
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._to_seeds: queue.Queue[tuple[str, Message] | None] = queue.Queue()
@@ -152,6 +177,8 @@ class Peer:
         """Register, link to neighbours, then start gossip and liveness checks."""
         lists = self.register()
         self._start(self._seed_report_loop, "seed reports")
+        if self.identity is not None:
+            self._start(self._key_lookup_loop, "key lookup")
         self.connect(lists)
         self._start(self._gossip_loop, "gossip")
         self._start(self._ping_loop, "liveness")
@@ -171,7 +198,7 @@ class Peer:
                 if len(lists) == need or self.stopped.is_set():
                     break
                 try:
-                    reply = transport.request(seed, Register(self.address))
+                    reply = transport.request(seed, Register(self.address, self._key()))
                     if not isinstance(reply, PeerList):
                         raise ProtocolError(f"expected PEER_LIST, got {reply.encode()[:100]!r}")
                 except (OSError, ProtocolError) as exc:
@@ -180,6 +207,8 @@ class Peer:
                     continue
                 pending.remove(seed)
                 lists[seed] = {address: degree for address, degree in reply.peers if address != self.address}
+                with self._lock:
+                    self.keys.update(reply.keys)
                 self.log.event(logformat.REGISTERED, seed=seed)
                 self.log.event(logformat.PEER_LIST, seed=seed, peers=",".join(map(str, lists[seed])))
             if len(lists) == need or attempt == REGISTER_ATTEMPTS - 1:
@@ -267,7 +296,7 @@ class Peer:
     def _answer_liveness(self, conn: Connection, request: LivenessRequest) -> None:
         conn.set_timeout(SEED_IDLE_TIMEOUT)
         while isinstance(request, LivenessRequest):
-            conn.send(request.reply(self.address))
+            conn.send(self._sign(request.reply(self.address)))
             request = conn.read()
         if request is not None:
             raise ProtocolError(f"expected LIVENESS_REQUEST, got {request.VERB}")
@@ -306,7 +335,7 @@ class Peer:
         link.writer.start()
         self.log.event(logformat.LINK_OPENED, neighbour=neighbour,
                        initiator=self.address if initiator else neighbour)
-        self._to_seeds.put(("registered", LinkReport(self.address, neighbour)))
+        self._to_seeds.put(("registered", self._sign(LinkReport(self.address, neighbour))))
         return link
 
     def _serve_link(self, link: Link) -> None:
@@ -314,9 +343,9 @@ class Peer:
         try:
             while (message := link.conn.read()) is not None:
                 if isinstance(message, GossipMessage):
-                    self.on_gossip(message, link.neighbour)
+                    self.receive(message, link.neighbour)
                 elif isinstance(message, LivenessRequest):
-                    link.send(message.reply(self.address))
+                    link.send(self._sign(message.reply(self.address)))
                 elif isinstance(message, LivenessReply):
                     with self._lock:
                         link.liveness.replied()
@@ -349,6 +378,105 @@ class Peer:
 
     # --- Gossip --------------------------------------------------------------------
 
+    def receive(self, message: GossipMessage, sender: Address) -> None:
+        """A neighbour sent a message: verify it, then accept it.
+
+        Raises ProtocolError when its signature fails, which cuts the link.
+        A message already in the ML is dropped before any verification: its
+        identity is taken, and a forgery cannot displace it.
+        """
+        if self.identity is None:
+            self.on_gossip(message, sender)
+            return
+        with self._lock:
+            if message in self.message_list:
+                return
+            key = self.keys.get(message.origin)
+            if key is None:
+                self._hold(message, sender)
+                return
+        self._verified(message, sender, key)
+
+    def _verified(self, message: GossipMessage, sender: Address, key: str) -> None:
+        if auth.verify(key, message.body(), message.signature):
+            self.on_gossip(message, sender)
+            return
+        reason = "bad signature" if message.signature else "unsigned"
+        self._reject(message, sender, reason)
+        raise ProtocolError(f"gossip from origin {message.origin} with a {reason}")
+
+    def _reject(self, message: GossipMessage, sender: Address, reason: str) -> None:
+        with self._lock:
+            self.rejected += 1
+            count = self.rejected
+        self.log.event(logformat.GOSSIP_REJECTED, msg=message.text, origin=message.origin, reason=reason,
+                       count=count, **{"from": sender})
+
+    def _hold(self, message: GossipMessage, sender: Address) -> None:
+        """Keep a message until its origin's key is known.  Call with the lock held."""
+        if self._unverified_count >= MAX_UNVERIFIED_MESSAGES:
+            raise ProtocolError(f"more than {MAX_UNVERIFIED_MESSAGES} messages from origins without a known key")
+        self._unverified.setdefault(message.origin, []).append((message, sender))
+        self._unverified_count += 1
+        self._keys_wanted.set()
+
+    def _key_lookup_loop(self) -> None:
+        """Fetch keys of origins whose messages wait, then verify and accept those messages."""
+        while not self.stopped.is_set():
+            self._keys_wanted.wait()
+            if self.stopped.is_set():
+                return
+            self._keys_wanted.clear()
+            with self._lock:
+                wanted = list(self._unverified)[:MAX_KEYS_PER_REQUEST]
+                seeds = list(self.registered_seeds)
+            found = self._lookup_keys(wanted, seeds)
+            with self._lock:
+                self.keys.update(found)
+                held = {origin: self._unverified.pop(origin, []) for origin in wanted}
+                self._unverified_count -= sum(map(len, held.values()))
+                if self._unverified:
+                    self._keys_wanted.set()
+            for origin, messages in held.items():
+                for message, sender in messages:
+                    if origin not in found:
+                        self._reject(message, sender, "origin has no key at the seeds")
+                        continue
+                    try:
+                        self._verified(message, sender, found[origin])
+                    except ProtocolError as exc:
+                        self._cut(sender, f"bad input: {describe(exc)}")
+
+    def _lookup_keys(self, wanted: list[Address], seeds: list[Address]) -> dict[Address, str]:
+        """Ask the seeds this peer registered with, in turn, for the keys of ``wanted``.
+
+        Any two majorities share a seed, so one of them holds every live
+        origin's key; passes repeat a few times to ride out a busy seed.
+        """
+        found: dict[Address, str] = {}
+        for attempt in range(KEY_LOOKUP_ATTEMPTS):
+            for seed in self.rng.sample(seeds, len(seeds)):
+                missing = [origin for origin in wanted if origin not in found]
+                if not missing:
+                    return found
+                try:
+                    reply = transport.request(seed, KeysRequest(tuple(missing)))
+                except (OSError, ProtocolError):
+                    continue
+                if isinstance(reply, Keys):
+                    found.update((address, key) for address, key in reply.keys if address in missing)
+            if len(found) == len(wanted) or self.stopped.wait(KEY_LOOKUP_BACKOFF * 2 ** attempt):
+                break
+        return found
+
+    def _cut(self, neighbour: Address, reason: str) -> None:
+        """Close the link to a neighbour that misbehaved (it is alive: not reported dead)."""
+        with self._lock:
+            link = self.links.get(neighbour)
+        if link is not None and self._remove_link(link):
+            link.close()
+            self.log.event(logformat.LINK_CLOSED, neighbour=neighbour, reason=reason)
+
     def on_gossip(self, message: GossipMessage, sender: Address | None) -> None:
         """A message arrived (or was created, sender None): record it, pass it on."""
         with self._lock:
@@ -365,7 +493,7 @@ class Peer:
         for number in range(1, self.settings.gossip_count + 1):
             if number > 1 and self.stopped.wait(self.settings.gossip_interval):
                 return
-            self.on_gossip(GossipMessage(self.address, self._timestamp(), number), None)
+            self.on_gossip(self._sign(GossipMessage(self.address, self._timestamp(), number)), None)
 
     # --- Liveness ------------------------------------------------------------------
 
@@ -388,7 +516,7 @@ class Peer:
         if not self._remove_link(link):
             return  # replaced by a new link meanwhile: the neighbour is back
         link.close()
-        report = DeadNodeReport(link.neighbour, self._timestamp(), self.address)
+        report = self._sign(DeadNodeReport(link.neighbour, self._timestamp(), self.address))
         self.log.event(logformat.DEAD_NODE_REPORTED, dead=link.neighbour, msg=report.text)
         self._to_seeds.put(("all", report))
 
@@ -421,6 +549,12 @@ class Peer:
     def _timestamp(self) -> str:
         return f"{self.clock():.6f}"
 
+    def _key(self) -> str | None:
+        return None if self.identity is None else self.identity.key
+
+    def _sign(self, message):  # -> the same Signable type, signed when authentication is on
+        return message if self.identity is None else message.signed(self.identity)
+
     def start(self) -> None:
         self.server.start()
         self.join()
@@ -428,6 +562,7 @@ class Peer:
     def stop(self) -> None:
         """Close every connection and join every thread.  Safe to call twice."""
         self.stopped.set()
+        self._keys_wanted.set()
         self.server.stop()
         with self._lock:
             links = list(self.links.values())
@@ -458,6 +593,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--degree-model", choices=topology.DEGREE_MODELS, default=defaults.degree_model,
                         help="how neighbours are chosen: preferential attachment (a true power law) or the "
                              "report's formula 40*1.5^(-k/10), which is exponential (default: preferential)")
+    parser.add_argument("--no-auth", action="store_true",
+                        help="run the report's plain format: no keys, no signatures (every peer of a network "
+                             "must agree; default: Ed25519 signatures on)")
     parser.add_argument("--rng-seed", type=int, metavar="N",
                         help="seed for this peer's random choices, for repeatable runs (default: random)")
     args = parser.parse_args(argv)
@@ -465,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.gossip_count >= 10 ** MAX_NUMBER_DIGITS:
         parser.error(f"--gossip-count must be below 10^{MAX_NUMBER_DIGITS}")
     settings = PeerSettings(args.gossip_interval, args.gossip_count, args.ping_interval, args.ping_misses,
-                            args.degree_model)
+                            args.degree_model, auth=not args.no_auth)
     try:
         seeds = load_seeds(args.config)
     except ConfigError as exc:
@@ -475,7 +613,7 @@ def main(argv: list[str] | None = None) -> int:
     log.event(logformat.STARTED, listen=peer.address, pid=os.getpid(), seeds=len(seeds),
               gossip_interval=settings.gossip_interval, gossip_count=settings.gossip_count,
               ping_interval=settings.ping_interval, ping_misses=settings.ping_misses,
-              degree_model=settings.degree_model, rng_seed=args.rng_seed)
+              degree_model=settings.degree_model, rng_seed=args.rng_seed, auth="yes" if settings.auth else "no")
     return transport.run_until_signalled(peer.stopped, peer.start, peer.stop, log, "peer")
 
 

@@ -18,14 +18,18 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import auth
 import logformat
 import transport
 from config import (
+    CONFIRMATIONS,
     HANDSHAKE_TIMEOUT,
     MAX_LINKS_PER_PEER,
+    MAX_PENDING_REGISTRATIONS,
     SEED_IDLE_TIMEOUT,
+    SEED_REPORT_TIMEOUT,
     ConfigError,
     SeedSettings,
     listen_address,
@@ -34,11 +38,13 @@ from config import (
     positive_float,
 )
 from logformat import NodeLog
-from transport import Connection, NodeServer
+from transport import Connection, NodeServer, describe
 from wire import (
     Address,
     DeadNodeReport,
     Error,
+    Keys,
+    KeysRequest,
     LinkReport,
     LivenessReply,
     LivenessRequest,
@@ -48,6 +54,7 @@ from wire import (
     PeerListRequest,
     ProtocolError,
     Register,
+    RemovalNotice,
 )
 
 
@@ -59,21 +66,27 @@ class PeerRecord:
     # Bumped on every (re-)registration, so a decision taken about an earlier
     # incarnation of an address never removes a later one.
     incarnation: int
+    # Reporters whose dead-node report about this incarnation counted.
+    reports: set[Address] = field(default_factory=set)
 
 
 class PeerTable:
-    """The PL and the links reported between peers.  Thread-safe; no I/O."""
+    """The PL, the links peers reported, and the keys bound to addresses.  Thread-safe; no I/O."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._peers: dict[Address, PeerRecord] = {}
         # Links as an adjacency map (both directions), for degrees.
         self._links: dict[Address, set[Address]] = {}
-        # The links each registered peer reported itself, for vetting reporters.
+        # The links each registered peer reported itself: its neighbours in
+        # its own (signed) words, which decide who may report it dead.
         self._claims: dict[Address, set[Address]] = {}
+        # Public key bound to each address.  Kept after a removal, so messages
+        # a dead peer sent before dying can still be verified.
+        self._keys: dict[Address, str] = {}
         self._incarnations = 0
 
-    def register(self, peer: Address) -> tuple[PeerList, int, bool]:
+    def register(self, peer: Address, key: str | None) -> tuple[PeerList, int, bool]:
         """Add ``peer``; return the PL as it was before, the PL's new size, and whether the peer is new."""
         with self._lock:
             before = self._snapshot(exclude=peer)
@@ -82,20 +95,27 @@ class PeerTable:
                 self._drop_links(peer)  # a restarted peer starts with no links
             self._incarnations += 1
             self._peers[peer] = PeerRecord(peer, self._incarnations)
+            if key is None:
+                self._keys.pop(peer, None)
+            else:
+                self._keys[peer] = key
             return before, len(self._peers), not known
 
     def peer_list(self) -> PeerList:
         with self._lock:
             return self._snapshot()
 
-    def record_link(self, reporter: Address, neighbour: Address) -> bool | None:
-        """Store the link ``reporter`` says it opened.
-
-        True if the link is new, False if known, None if the reporter is not in the PL.
-        """
+    def key(self, peer: Address) -> str | None:
         with self._lock:
-            if reporter not in self._peers:
-                return None
+            return self._keys.get(peer)
+
+    def keys(self, peers: tuple[Address, ...]) -> Keys:
+        with self._lock:
+            return Keys(tuple((peer, self._keys[peer]) for peer in dict.fromkeys(peers) if peer in self._keys))
+
+    def record_link(self, reporter: Address, neighbour: Address) -> bool:
+        """Store the link ``reporter`` (registered here) says it opened; True if the link is new."""
+        with self._lock:
             claims = self._claims.setdefault(reporter, set())
             if neighbour not in claims and len(claims) >= MAX_LINKS_PER_PEER:
                 raise ProtocolError(f"more than {MAX_LINKS_PER_PEER} links reported by {reporter}")
@@ -110,10 +130,30 @@ class PeerTable:
         with self._lock:
             return self._peers.get(peer)
 
-    def claimed_neighbours(self, peer: Address) -> set[Address]:
-        """The neighbours ``peer`` itself reported linking to."""
+    def confirm(self, record: PeerRecord, reporter: Address) -> tuple[int, int] | str:
+        """Count ``reporter``'s report against the accused of ``record``.
+
+        Returns (reports counted, reports needed), or a reason to reject.  A
+        report counts when its reporter is registered here and the accused
+        itself reported a link to it.  Needed: two, or every such neighbour
+        if the accused has fewer.
+        """
         with self._lock:
-            return set(self._claims.get(peer, ()))
+            if self._peers.get(record.address) is not record:
+                return "already removed or re-registered"
+            if reporter not in self._peers:
+                return "reporter is not a registered live peer here"
+            eligible = self._claims.get(record.address, set()) & self._peers.keys()
+            if reporter not in eligible:
+                return "not a neighbour of the accused (by the accused's own link reports)"
+            record.reports.add(reporter)
+            record.reports &= eligible  # reporters removed since no longer count
+            return len(record.reports), min(CONFIRMATIONS, len(eligible))
+
+    def cleared(self, record: PeerRecord) -> None:
+        """The accused answered: earlier reports about it are void."""
+        with self._lock:
+            record.reports.clear()
 
     def remove(self, record: PeerRecord) -> int | None:
         """Remove the peer if ``record`` is still its current incarnation; the new PL size."""
@@ -131,23 +171,26 @@ class PeerTable:
             self._claims.get(other, set()).discard(peer)
 
     def _snapshot(self, exclude: Address | None = None) -> PeerList:
-        return PeerList(tuple(
-            (address, len(self._links.get(address, ())))
-            for address in sorted(self._peers) if address != exclude
-        ))
+        listed = [address for address in sorted(self._peers) if address != exclude]
+        return PeerList(tuple((address, len(self._links.get(address, ()))) for address in listed),
+                        {address: self._keys[address] for address in listed if address in self._keys})
 
 
 class Seed:
-    """Serves registrations, peer-list requests, link reports and dead-node reports."""
+    """Serves registrations, peer-list and key requests, link reports, dead-node reports and removal notices."""
 
-    def __init__(self, server: NodeServer, log: NodeLog, settings: SeedSettings,
+    def __init__(self, server: NodeServer, log: NodeLog, settings: SeedSettings, config: str | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.server = server
         self.address = server.address
         self.log = log
         self.settings = settings
+        # The seed list, read when a removal is to be announced (tests write
+        # it after starting seeds on free ports).
+        self.config = config
         self.clock = clock
         self.table = PeerTable()
+        self._registrations = threading.BoundedSemaphore(MAX_PENDING_REGISTRATIONS)
         server.handler = self.handle
 
     def handle(self, conn: Connection) -> None:
@@ -162,30 +205,85 @@ class Seed:
             return self.on_register(message)
         if isinstance(message, PeerListRequest):
             return self.table.peer_list()
+        if isinstance(message, KeysRequest):
+            return self.table.keys(message.peers)
         if isinstance(message, LinkReport):
             return self.on_link(message)
         if isinstance(message, DeadNodeReport):
             return self.on_dead_node(message)
+        if isinstance(message, RemovalNotice):
+            return self.on_removal_notice(message)
         if isinstance(message, LivenessRequest):
             return message.reply(self.address)
         raise ProtocolError(f"a seed does not serve {message.VERB}")
 
-    def on_register(self, message: Register) -> PeerList:
-        before, size, new = self.table.register(message.peer)
+    # --- Registration ----------------------------------------------------------------
+
+    def on_register(self, message: Register) -> Message:
+        refusal = self.check_key(message) if message.key or self.table.key(message.peer) else None
+        if refusal:
+            self.log.event(logformat.REGISTER_REFUSED, peer=message.peer, reason=refusal)
+            return Error(f"refused: {refusal}")
+        before, size, new = self.table.register(message.peer, message.key)
         self.log.event(logformat.PEER_REGISTERED, peer=message.peer, returned=len(before.peers),
-                       again="no" if new else "yes")
+                       again="no" if new else "yes", auth="yes" if message.key else "no")
         if new:
             self.log.event(logformat.PL_ADDED, peer=message.peer, size=size)
         return before
 
+    def check_key(self, message: Register) -> str | None:
+        """Bind a key only to an address that proves it holds it; None if the registration may go on.
+
+        A different key for an address whose bound key still answers there
+        is refused: the address is live and someone else is claiming it.
+        """
+        if not self._registrations.acquire(blocking=False):
+            return "busy: too many registrations in progress"
+        try:
+            reply = self.challenge(message.peer)
+        finally:
+            self._registrations.release()
+        bound = self.table.key(message.peer)
+        if bound is not None and bound != message.key and proves(reply, bound):
+            return f"{message.peer} is live with a different key"
+        if message.key is not None and not proves(reply, message.key):
+            return f"{message.peer} did not prove it holds the key"
+        return None
+
+    def challenge(self, peer: Address) -> LivenessReply | None:
+        """Ask ``peer`` for a liveness reply to a fresh request; None if it gives none."""
+        ask = LivenessRequest(self.address, f"{self.clock():.6f}")
+        try:
+            reply = transport.request(peer, ask, timeout=self.settings.probe_timeout)
+        except (OSError, ProtocolError):
+            return None
+        if isinstance(reply, LivenessReply) and reply.replier == peer and reply.timestamp == ask.timestamp:
+            return reply
+        return None
+
     def on_link(self, message: LinkReport) -> Message:
-        outcome = self.table.record_link(message.reporter, message.neighbour)
-        if outcome is None:
-            return Error("the reporter is not registered here")
-        if outcome:
+        reason = self.vet(message.reporter, message)
+        if reason:
+            return Error(reason)
+        if self.table.record_link(message.reporter, message.neighbour):
             a, b = sorted((message.reporter, message.neighbour))
             self.log.event(logformat.LINK_RECORDED, a=a, b=b, reporter=message.reporter)
         return Ok()
+
+    def vet(self, reporter: Address, message: LinkReport | DeadNodeReport) -> str | None:
+        """Why a report from ``reporter`` cannot be taken as its word; None if it can.
+
+        The reporter must be registered here, and if it bound a key, the
+        report must carry its signature.
+        """
+        if self.table.get(reporter) is None:
+            return "reporter is not a registered live peer here"
+        key = self.table.key(reporter)
+        if key is not None and not auth.verify(key, message.body(), message.signature):
+            return "bad signature" if message.signature else "unsigned, but the reporter has a key"
+        return None
+
+    # --- Dead nodes ------------------------------------------------------------------
 
     def on_dead_node(self, report: DeadNodeReport) -> Message:
         decision, reason = self.decide(report)
@@ -200,16 +298,67 @@ class Seed:
             return "ignored", "not in the peer list"
         if report.reporter == report.dead:
             return "rejected", "a peer cannot report itself"
-        if (self.table.get(report.reporter) is None
-                and report.reporter not in self.table.claimed_neighbours(report.dead)):
-            return "rejected", "reporter is neither registered here nor a neighbour of the accused"
+        refusal = self.vet(report.reporter, report)
+        if refusal:
+            return "rejected", refusal
+        counted = self.table.confirm(record, report.reporter)
+        if isinstance(counted, str):
+            return "rejected", counted
+        reports, needed = counted
+        if reports < needed:
+            return "accepted", f"waiting for confirmation: {reports} of {needed} neighbours reported"
         if self.probe(report.dead):
+            self.table.cleared(record)
             return "rejected", "accused answered the seed's liveness check"
+        if not self.remove(record, f"dead: {reports} neighbours reported, seed's liveness check failed"):
+            return "ignored", "already removed or re-registered"
+        return "removed", f"{reports} of {needed} neighbours reported and the seed's liveness check failed"
+
+    def on_removal_notice(self, notice: RemovalNotice) -> Message:
+        """Another seed removed a peer: check it here before following."""
+        if notice.seed not in self.seed_list():
+            decision, reason = "rejected", "sender is not a seed in the config"
+        elif (record := self.table.get(notice.dead)) is None:
+            decision, reason = "ignored", "not in the peer list"
+        elif self.probe(notice.dead):
+            decision, reason = "rejected", "accused answered the seed's liveness check"
+        elif self.remove(record, f"dead: removed by seed {notice.seed}, seed's liveness check failed",
+                         announce=False):
+            decision, reason = "removed", "the seed's own liveness check failed too"
+        else:
+            decision, reason = "ignored", "already removed or re-registered"
+        self.log.event(logformat.REMOVAL_NOTICE, seed=notice.seed, dead=notice.dead, decision=decision,
+                       reason=reason)
+        return Ok(f"{decision}: {reason}")
+
+    def remove(self, record: PeerRecord, reason: str, announce: bool = True) -> bool:
         size = self.table.remove(record)
         if size is None:
-            return "ignored", "already removed or re-registered"
-        self.log.event(logformat.PL_REMOVED, peer=report.dead, size=size, reason="dead, confirmed by probe")
-        return "removed", f"reported by {report.reporter} and the seed's liveness check failed"
+            return False
+        self.log.event(logformat.PL_REMOVED, peer=record.address, size=size, reason=reason)
+        if announce:
+            threading.Thread(target=self.announce, args=(record.address,), name="announce", daemon=True).start()
+        return True
+
+    def announce(self, dead: Address) -> None:
+        """Tell every other seed of the config about a removal."""
+        for seed in self.seed_list():
+            if seed == self.address or self.server.stopping.is_set():
+                continue
+            try:
+                reply = transport.request(seed, RemovalNotice(self.address, dead), timeout=SEED_REPORT_TIMEOUT)
+            except (OSError, ProtocolError) as exc:
+                reply = Error(describe(exc))
+            if isinstance(reply, Error):
+                self.log.event(logformat.SEED_ERROR, seed=seed, request=RemovalNotice.VERB, reason=reply.reason)
+
+    def seed_list(self) -> list[Address]:
+        if self.config is None:
+            return []
+        try:
+            return load_seeds(self.config)
+        except ConfigError:
+            return []
 
     def probe(self, peer: Address) -> bool:
         """The seed's own liveness check: does ``peer`` answer a liveness request?"""
@@ -220,6 +369,11 @@ class Seed:
             return False
         # ERROR (busy: too many connections) still means something answers there.
         return isinstance(reply, Error) or (isinstance(reply, LivenessReply) and reply.replier == peer)
+
+
+def proves(reply: LivenessReply | None, key: str) -> bool:
+    """``reply`` is signed by the holder of ``key``."""
+    return reply is not None and auth.verify(key, reply.body(), reply.signature)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as exc:
             parser.exit(2, f"seed: error: {exc}\n")
     server, log = transport.open_node(parser, "seed", ip, port, args.log, args.quiet)
-    seed = Seed(server, log, SeedSettings(probe_timeout=args.probe_timeout))
+    seed = Seed(server, log, SeedSettings(probe_timeout=args.probe_timeout), config=args.config)
     log.event(logformat.STARTED, listen=seed.address, pid=os.getpid(), probe_timeout=args.probe_timeout,
               listed="yes" if seed.address in seeds else "no" if seeds else "unchecked")
     if seeds and seed.address not in seeds:

@@ -12,16 +12,24 @@ Framing is newline-delimited UTF-8, read through :class:`LineReader`'s
 buffer: one ``recv`` is never taken to be one message.  This module does no
 I/O of its own beyond the socket reads the reader is handed.
 
+With authentication on, some lines end with an Ed25519 signature (see
+auth.py) over the rest of the line, and keys travel beside addresses.  This
+module only checks their shape; auth.py checks what they prove.
+
 The list of verbs is append-only: a new kind gets a new verb.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 import socket
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from auth import Identity
 
 # Longest line accepted, newline included.  The longest legitimate line is a
 # seed's peer list at ~25 bytes per peer: 64 KiB holds ~2,500 peers, well
@@ -33,7 +41,17 @@ MAX_NUMBER_DIGITS = 9
 # Digits of a degree in a peer list: no peer has a million neighbours.
 MAX_DEGREE_DIGITS = 6
 
+# Addresses one GET_KEYS request may ask about: one peer list's worth of
+# unknown origins is far fewer, and the reply stays well under a line.
+MAX_KEYS_PER_REQUEST = 256
+
 _TIMESTAMP = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")
+# Ed25519 public keys (32 bytes) and signatures (64 bytes) as unpadded
+# URL-safe base64: no space, colon or slash, so they sit inside any line.
+KEY_CHARS = 43
+SIGNATURE_CHARS = 86
+_KEY = re.compile(rf"[A-Za-z0-9_-]{{{KEY_CHARS - 1}}}[AEIMQUYcgkosw048]")
+_SIGNATURE = re.compile(rf"[A-Za-z0-9_-]{{{SIGNATURE_CHARS - 1}}}[AQgw]")
 
 
 class ProtocolError(Exception):
@@ -99,6 +117,54 @@ def _ip(text: str) -> str:
     return Address(text, 1).ip
 
 
+def is_key(text: str) -> bool:
+    """``text`` has the shape of a public key (32 bytes of canonical base64)."""
+    return bool(_KEY.fullmatch(text))
+
+
+def is_signature(text: str) -> bool:
+    """``text`` has the shape of a signature (64 bytes of canonical base64)."""
+    return bool(_SIGNATURE.fullmatch(text))
+
+
+def _key(text: str) -> str:
+    if not is_key(text):
+        raise ProtocolError(f"{text[:60]!r} is not a public key")
+    return text
+
+
+def _unsign(rest: str, spaces: int) -> tuple[str, str | None]:
+    """Split the signature off ``rest``, whose unsigned form holds ``spaces`` spaces."""
+    if rest.count(" ") <= spaces:
+        return rest, None
+    body, _, signature = rest.rpartition(" ")
+    if body.count(" ") != spaces or not is_signature(signature):
+        raise ProtocolError(f"malformed signature {signature[:100]!r}")
+    return body, signature
+
+
+class Signable:
+    """A message that may end with its sender's signature over the rest of the line.
+
+    ``signature`` is not part of a message's identity: the same message with
+    a forged signature is the same message, and fails verification.
+    """
+
+    VERB: ClassVar[str]
+    signature: str | None
+
+    def body(self) -> str:
+        """The line without its signature: what the signature covers."""
+        raise NotImplementedError
+
+    def encode(self) -> str:
+        body = self.body()
+        return body if self.signature is None else f"{body} {self.signature}"
+
+    def signed(self, identity: Identity):  # -> Self (3.11)
+        return dataclasses.replace(self, signature=identity.sign(self.body()))
+
+
 def _split(text: str, count: int, what: str) -> list[str]:
     parts = text.split(":")
     if len(parts) != count:
@@ -115,13 +181,21 @@ class Register:
 
     VERB: ClassVar[str] = "REGISTER"
     peer: Address
+    # The peer's public key, with authentication on.  The seed binds it to
+    # ``peer`` only after the address proves it holds the key.
+    key: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.key is not None:
+            _key(self.key)
 
     def encode(self) -> str:
-        return f"{self.VERB} {self.peer}"
+        return f"{self.VERB} {self.peer}" if self.key is None else f"{self.VERB} {self.peer} {self.key}"
 
     @classmethod
     def decode(cls, rest: str) -> Register:
-        return cls(Address.parse(rest))
+        address, sep, key = rest.partition(" ")
+        return cls(Address.parse(address), key if sep else None)
 
 
 @dataclass(frozen=True)
@@ -146,57 +220,73 @@ class PeerList:
 
     The reply to ``REGISTER`` is the list as it stood just before the
     registration, so it holds exactly the peers registered there earlier.
+    Items are ``IP:port/degree``, or ``IP:port/degree/key`` for a peer that
+    registered a public key.
     """
 
     VERB: ClassVar[str] = "PEER_LIST"
     peers: tuple[tuple[Address, int], ...]
+    # Public keys of the listed peers that have one.
+    keys: dict[Address, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
-        if len({address for address, _ in self.peers}) != len(self.peers):
+        listed = {address for address, _ in self.peers}
+        if len(listed) != len(self.peers):
             raise ProtocolError("peer list names a peer twice")
         for _, degree in self.peers:
             if type(degree) is not int or not 0 <= degree < 10**MAX_DEGREE_DIGITS:
                 raise ProtocolError(f"degree {degree!r} is not a whole number below 10^{MAX_DEGREE_DIGITS}")
+        for address, key in self.keys.items():
+            if address not in listed:
+                raise ProtocolError(f"key for {address}, which is not listed")
+            _key(key)
 
     def encode(self) -> str:
-        return " ".join([self.VERB, *(f"{a}/{d}" for a, d in self.peers)])
+        items = (f"{a}/{d}/{self.keys[a]}" if a in self.keys else f"{a}/{d}" for a, d in self.peers)
+        return " ".join([self.VERB, *items])
 
     @classmethod
     def decode(cls, rest: str) -> PeerList:
         peers = []
+        keys = {}
         for item in rest.split(" ") if rest else ():
-            address, sep, degree = item.partition("/")
-            if not sep:
-                raise ProtocolError(f"{item[:60]!r} is not IP:port/degree")
-            peers.append((Address.parse(address), _natural(degree, MAX_DEGREE_DIGITS, "degree")))
-        return cls(tuple(peers))
+            fields = item.split("/")
+            if not 2 <= len(fields) <= 3:
+                raise ProtocolError(f"{item[:60]!r} is not IP:port/degree[/key]")
+            address = Address.parse(fields[0])
+            peers.append((address, _natural(fields[1], MAX_DEGREE_DIGITS, "degree")))
+            if len(fields) == 3:
+                keys[address] = fields[2]
+        return cls(tuple(peers), keys)
 
 
 @dataclass(frozen=True)
-class LinkReport:
+class LinkReport(Signable):
     """A peer tells a seed it opened a link, so the seed knows degrees."""
 
     VERB: ClassVar[str] = "LINK"
     reporter: Address
     neighbour: Address
+    signature: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.reporter == self.neighbour:
             raise ProtocolError("a peer cannot link to itself")
 
-    def encode(self) -> str:
+    def body(self) -> str:
         return f"{self.VERB} {self.reporter} {self.neighbour}"
 
     @classmethod
     def decode(cls, rest: str) -> LinkReport:
-        fields = rest.split(" ")
+        body, signature = _unsign(rest, 1)
+        fields = body.split(" ")
         if len(fields) != 2:
             raise ProtocolError("LINK takes two addresses")
-        return cls(Address.parse(fields[0]), Address.parse(fields[1]))
+        return cls(Address.parse(fields[0]), Address.parse(fields[1]), signature)
 
 
 @dataclass(frozen=True)
-class DeadNodeReport:
+class DeadNodeReport(Signable):
     """``Dead Node:<DeadNode.IP>:<DeadNode.Port>:<timestamp>:<ReportingPeer.IP>``.
 
     The reporter's port travels beside the report's text so a seed can tell
@@ -207,6 +297,7 @@ class DeadNodeReport:
     dead: Address
     timestamp: str
     reporter: Address
+    signature: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         _timestamp(self.timestamp)
@@ -215,13 +306,14 @@ class DeadNodeReport:
     def text(self) -> str:
         return f"Dead Node:{self.dead.ip}:{self.dead.port}:{self.timestamp}:{self.reporter.ip}"
 
-    def encode(self) -> str:
+    def body(self) -> str:
         return f"{self.VERB} {self.reporter} {self.text}"
 
     @classmethod
     def decode(cls, rest: str) -> DeadNodeReport:
-        reporter, _, text = rest.partition(" ")
-        return cls.from_text(text, Address.parse(reporter))
+        body, signature = _unsign(rest, 2)
+        reporter, _, text = body.partition(" ")
+        return dataclasses.replace(cls.from_text(text, Address.parse(reporter)), signature=signature)
 
     @classmethod
     def from_text(cls, text: str, reporter: Address) -> DeadNodeReport:
@@ -289,17 +381,19 @@ class Hello:
 
 
 @dataclass(frozen=True, order=True)
-class GossipMessage:
+class GossipMessage(Signable):
     """``<timestamp>:<IP>:<Msg#>``, created by ``origin``.
 
-    Identity is the whole value: the origin's port beside the report's text
-    keeps messages of peers sharing one IP apart.
+    Identity is (origin, timestamp, number): the origin's port beside the
+    report's text keeps messages of peers sharing one IP apart.  With
+    authentication on, ``signature`` is the origin's.
     """
 
     VERB: ClassVar[str] = "GOSSIP"
     origin: Address
     timestamp: str
     number: int
+    signature: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         _timestamp(self.timestamp)
@@ -310,13 +404,14 @@ class GossipMessage:
     def text(self) -> str:
         return f"{self.timestamp}:{self.origin.ip}:{self.number}"
 
-    def encode(self) -> str:
+    def body(self) -> str:
         return f"{self.VERB} {self.origin} {self.text}"
 
     @classmethod
     def decode(cls, rest: str) -> GossipMessage:
-        origin, _, text = rest.partition(" ")
-        return cls.from_text(text, Address.parse(origin))
+        body, signature = _unsign(rest, 1)
+        origin, _, text = body.partition(" ")
+        return dataclasses.replace(cls.from_text(text, Address.parse(origin)), signature=signature)
 
     @classmethod
     def from_text(cls, text: str, origin: Address) -> GossipMessage:
@@ -358,17 +453,19 @@ class LivenessRequest:
 
 
 @dataclass(frozen=True)
-class LivenessReply:
+class LivenessReply(Signable):
     """``Liveness Reply:<sender.timestamp>:<sender.IP>:<self.IP>``.
 
     ``replier`` is the node answering; ``timestamp`` and ``requester_ip``
-    echo the request it answers.
+    echo the request it answers.  Signed, it proves the replier holds its key
+    (a seed's check at registration).
     """
 
     VERB: ClassVar[str] = "LIVENESS_REPLY"
     replier: Address
     timestamp: str
     requester_ip: str
+    signature: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         _timestamp(self.timestamp)
@@ -378,29 +475,105 @@ class LivenessReply:
     def text(self) -> str:
         return f"Liveness Reply:{self.timestamp}:{self.requester_ip}:{self.replier.ip}"
 
-    def encode(self) -> str:
+    def body(self) -> str:
         return f"{self.VERB} {self.replier} {self.text}"
 
     @classmethod
     def decode(cls, rest: str) -> LivenessReply:
-        replier_text, _, text = rest.partition(" ")
+        body, signature = _unsign(rest, 2)
+        replier_text, _, text = body.partition(" ")
         replier = Address.parse(replier_text)
         label, timestamp, requester_ip, ip = _split(text, 4, "liveness reply")
         if label != "Liveness Reply" or ip != replier.ip:
             raise ProtocolError(f"malformed liveness reply {text!r}")
-        return cls(replier, timestamp, requester_ip)
+        return cls(replier, timestamp, requester_ip, signature)
+
+
+# --- Peer <-> seed, for authentication; seed <-> seed ------------------------------
+
+
+def _addresses(text: str, what: str) -> tuple[Address, ...]:
+    items = text.split(" ") if text else []
+    if len(items) > MAX_KEYS_PER_REQUEST:
+        raise ProtocolError(f"{what} names more than {MAX_KEYS_PER_REQUEST} peers")
+    return tuple(Address.parse(item) for item in items)
+
+
+@dataclass(frozen=True)
+class KeysRequest:
+    """A peer asks a seed for the public keys bound to some addresses."""
+
+    VERB: ClassVar[str] = "GET_KEYS"
+    peers: tuple[Address, ...]
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.peers) <= MAX_KEYS_PER_REQUEST:
+            raise ProtocolError(f"GET_KEYS asks about 1 to {MAX_KEYS_PER_REQUEST} peers")
+
+    def encode(self) -> str:
+        return " ".join([self.VERB, *map(str, self.peers)])
+
+    @classmethod
+    def decode(cls, rest: str) -> KeysRequest:
+        return cls(_addresses(rest, "GET_KEYS"))
+
+
+@dataclass(frozen=True)
+class Keys:
+    """A seed's answer to ``GET_KEYS``: ``IP:port/key`` for each address it has a key for."""
+
+    VERB: ClassVar[str] = "KEYS"
+    keys: tuple[tuple[Address, str], ...]
+
+    def __post_init__(self) -> None:
+        if len(self.keys) > MAX_KEYS_PER_REQUEST:
+            raise ProtocolError(f"KEYS holds more than {MAX_KEYS_PER_REQUEST} keys")
+        for _, key in self.keys:
+            _key(key)
+
+    def encode(self) -> str:
+        return " ".join([self.VERB, *(f"{a}/{k}" for a, k in self.keys)])
+
+    @classmethod
+    def decode(cls, rest: str) -> Keys:
+        keys = []
+        for item in rest.split(" ") if rest else ():
+            address, sep, key = item.partition("/")
+            if not sep:
+                raise ProtocolError(f"{item[:60]!r} is not IP:port/key")
+            keys.append((Address.parse(address), key))
+        return cls(tuple(keys))
+
+
+@dataclass(frozen=True)
+class RemovalNotice:
+    """A seed tells the other seeds it removed a dead peer; each checks for itself."""
+
+    VERB: ClassVar[str] = "PEER_REMOVED"
+    seed: Address
+    dead: Address
+
+    def encode(self) -> str:
+        return f"{self.VERB} {self.seed} {self.dead}"
+
+    @classmethod
+    def decode(cls, rest: str) -> RemovalNotice:
+        fields = rest.split(" ")
+        if len(fields) != 2:
+            raise ProtocolError("PEER_REMOVED takes two addresses")
+        return cls(Address.parse(fields[0]), Address.parse(fields[1]))
 
 
 Message = (
     Register | PeerListRequest | PeerList | LinkReport | DeadNodeReport | Ok | Error
-    | Hello | GossipMessage | LivenessRequest | LivenessReply
+    | Hello | GossipMessage | LivenessRequest | LivenessReply | KeysRequest | Keys | RemovalNotice
 )
 
 _KINDS: dict[str, type] = {
     kind.VERB: kind
     for kind in (
         Register, PeerListRequest, PeerList, LinkReport, DeadNodeReport, Ok, Error,
-        Hello, GossipMessage, LivenessRequest, LivenessReply,
+        Hello, GossipMessage, LivenessRequest, LivenessReply, KeysRequest, Keys, RemovalNotice,
     )
 }
 

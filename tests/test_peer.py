@@ -5,10 +5,12 @@ from __future__ import annotations
 import random
 import socket
 import time
+from dataclasses import replace
 
 import pytest
 
 import logformat
+from auth import Identity, verify
 from config import PeerSettings
 from peer import Peer
 from transport import NodeServer
@@ -16,20 +18,36 @@ from wire import Address, Error, GossipMessage, Hello, LineReader, LivenessReque
 
 X = Address("127.0.0.1", 9101)
 Y = Address("127.0.0.1", 9102)
+ORIGIN = Address("127.0.0.1", 9200)
+ORIGIN_ID, X_ID, Y_ID = Identity(), Identity(), Identity()
 
 
-@pytest.fixture
-def peer(tmp_path):
+def _serve(tmp_path, settings: PeerSettings):
     server = NodeServer("127.0.0.1", 0, handler=lambda conn: None)
     log = logformat.NodeLog("peer", server.address, tmp_path / "log.txt", console=False)
     server.log = log
-    node = Peer(server, log, seeds=[], settings=PeerSettings(), rng=random.Random(1))
+    node = Peer(server, log, seeds=[], settings=settings, rng=random.Random(1))
     server.start()  # serve links without joining: no seeds are needed for these tests
     try:
         yield node
     finally:
         node.stop()
         log.close()
+
+
+@pytest.fixture
+def peer(tmp_path):
+    """A peer speaking the report's plain format (--no-auth)."""
+    yield from _serve(tmp_path, PeerSettings(auth=False))
+
+
+@pytest.fixture
+def signed_peer(tmp_path):
+    """A peer with authentication on that already knows the keys of ORIGIN, X and Y."""
+    for node in _serve(tmp_path, PeerSettings()):
+        node.keys.update({ORIGIN: ORIGIN_ID.key, X: X_ID.key, Y: Y_ID.key})
+        node._start(node._key_lookup_loop, "key lookup")
+        yield node
 
 
 class Neighbour:
@@ -127,3 +145,65 @@ def test_garbage_on_a_link_gets_error_and_cuts_the_link_without_a_report(peer):
 
 def _events(peer: Peer):
     return logformat.parse_log(peer.log.path).events
+
+
+# --- With authentication on -------------------------------------------------------
+
+
+def linked(peer: Peer, *addresses: Address) -> list[Neighbour]:
+    neighbours = [Neighbour(peer, address) for address in addresses]
+    for neighbour in neighbours:
+        assert neighbour.read() == Hello(peer.address)
+    wait_for(lambda: set(peer.links) == set(addresses), "the links")
+    return neighbours
+
+
+def test_a_signed_message_is_accepted_and_forwarded_with_its_signature(signed_peer):
+    x, y = linked(signed_peer, X, Y)
+    m = message(ORIGIN, 1).signed(ORIGIN_ID)
+    x.send(m)
+    got = y.read()
+    assert got == m and got.signature == m.signature
+    assert m in signed_peer.message_list
+
+
+@pytest.mark.parametrize("forge", [
+    lambda m: replace(m, signature=None),  # unsigned
+    lambda m: m.signed(X_ID),  # signed by the neighbour, not by the origin
+    lambda m: replace(m, number=2),  # altered in transit, signature kept
+    lambda m: replace(m, timestamp="1700000009.5"),
+], ids=["unsigned", "wrong-signer", "altered-number", "altered-timestamp"])
+def test_a_forged_message_is_dropped_logged_and_its_sender_cut_off(signed_peer, forge):
+    x, y = linked(signed_peer, X, Y)
+    real = message(ORIGIN, 1).signed(ORIGIN_ID)
+    fake = forge(real)
+    x.send(fake)
+    reply = x.read()
+    assert isinstance(reply, Error) and ("signature" in reply.reason or "unsigned" in reply.reason)
+    wait_for(lambda: X not in signed_peer.links, "the forger's link to be cut")
+    assert len(signed_peer.message_list) == 0
+    # The forgery did not take the real message's identity: it still gets through.
+    y.send(real)
+    wait_for(lambda: real in signed_peer.message_list, "the real message")
+    rejected = [e for e in _events(signed_peer) if e.event == logformat.GOSSIP_REJECTED]
+    assert len(rejected) == 1 and rejected[0].fields["from"] == str(X)
+    assert not any(e.event == logformat.DEAD_NODE_REPORTED for e in _events(signed_peer))
+
+
+def test_liveness_replies_are_signed(signed_peer):
+    (x,) = linked(signed_peer, X)
+    x.send(LivenessRequest(X, "1.5"))
+    reply = x.read()
+    assert reply == LivenessRequest(X, "1.5").reply(signed_peer.address)
+    assert verify(signed_peer.identity.key, reply.body(), reply.signature)
+
+
+def test_a_message_from_an_origin_no_seed_knows_is_dropped(signed_peer):
+    (x,) = linked(signed_peer, X)
+    stranger = Identity()
+    m = message(Address("127.0.0.1", 9300), 1).signed(stranger)
+    x.send(m)
+    wait_for(lambda: any(e.event == logformat.GOSSIP_REJECTED for e in _events(signed_peer)),
+             "the message to be dropped")
+    assert m not in signed_peer.message_list
+    assert X in signed_peer.links  # an origin without a key is not the neighbour's fault

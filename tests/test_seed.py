@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 import pytest
 
 import logformat
 import transport
+from auth import Identity
 from config import MAX_LINKS_PER_PEER, SeedSettings
 from seed import Seed
 from transport import NodeServer
@@ -16,12 +18,15 @@ from wire import (
     Address,
     DeadNodeReport,
     Error,
+    Keys,
+    KeysRequest,
     LinkReport,
     LivenessRequest,
     Ok,
     PeerList,
     PeerListRequest,
     Register,
+    RemovalNotice,
     encode,
 )
 
@@ -89,7 +94,7 @@ def test_registration_returns_the_list_as_it_was_before(seed):
 
 
 def test_links_only_from_registered_reporters_and_bounded(seed):
-    assert ask(seed, LinkReport(A, B)) == Error("the reporter is not registered here")
+    assert ask(seed, LinkReport(A, B)) == Error("reporter is not a registered live peer here")
     ask(seed, Register(A))
     with socket.create_connection((seed.address.ip, seed.address.port)) as sock:
         lines = b"".join(encode(LinkReport(A, Address("10.0.0.1", 1000 + i)))
@@ -104,36 +109,131 @@ def test_links_only_from_registered_reporters_and_bounded(seed):
 def test_dead_node_decisions(seed, tmp_path):
     alive = Responder(lambda request: request.reply(alive.address))
     busy = Responder(lambda request: Error("busy: too many connections"))
-    dead = unused_address()
+    dead, lonely = unused_address(), unused_address()
     outsider = Address("127.0.0.1", 9999)
     try:
-        for peer in (A, alive.address, busy.address, dead):
+        for peer in (A, B, C, alive.address, busy.address, dead, lonely):
             ask(seed, Register(peer))
+        # Each accused names its neighbours itself; C is nobody's neighbour.
+        for accused, neighbours in ((dead, (A, B)), (lonely, (A,)), (alive.address, (A, B)), (busy.address, (A,))):
+            for neighbour in neighbours:
+                assert ask(seed, LinkReport(accused, neighbour)) == Ok()
+        waiting = "waiting for confirmation: 1 of 2 neighbours reported"
         cases = [
-            (DeadNodeReport(B, "1.0", A), "ignored", "not in the peer list"),
+            (DeadNodeReport(outsider, "1.0", A), "ignored", "not in the peer list"),
             (DeadNodeReport(A, "1.0", A), "rejected", "a peer cannot report itself"),
-            (DeadNodeReport(dead, "1.0", outsider), "rejected",
-             "reporter is neither registered here nor a neighbour of the accused"),
-            (DeadNodeReport(alive.address, "1.0", A), "rejected", "accused answered the seed's liveness check"),
+            (DeadNodeReport(dead, "1.0", outsider), "rejected", "reporter is not a registered live peer here"),
+            (DeadNodeReport(dead, "1.0", C), "rejected",
+             "not a neighbour of the accused (by the accused's own link reports)"),
+            (DeadNodeReport(dead, "1.0", A), "accepted", waiting),
+            (DeadNodeReport(dead, "2.0", A), "accepted", waiting),  # one liar counts once, however often
+            (DeadNodeReport(alive.address, "1.0", A), "accepted", waiting),
+            (DeadNodeReport(alive.address, "1.0", B), "rejected", "accused answered the seed's liveness check"),
             (DeadNodeReport(busy.address, "1.0", A), "rejected", "accused answered the seed's liveness check"),
-            (DeadNodeReport(dead, "1.0", A), "removed", f"reported by {A} and the seed's liveness check failed"),
-            (DeadNodeReport(dead, "2.0", A), "ignored", "not in the peer list"),
+            (DeadNodeReport(dead, "1.0", B), "removed",
+             "2 of 2 neighbours reported and the seed's liveness check failed"),
+            (DeadNodeReport(dead, "3.0", B), "ignored", "not in the peer list"),
+            # A peer with a single neighbour: that neighbour's report is all there can be.
+            (DeadNodeReport(lonely, "1.0", A), "removed",
+             "1 of 1 neighbours reported and the seed's liveness check failed"),
+            # The accused answered, so the reports before are void: one new report is not enough.
+            (DeadNodeReport(alive.address, "2.0", A), "accepted", waiting),
         ]
         for report, decision, reason in cases:
-            assert ask(seed, report) == Ok(f"{decision}: {reason}")
+            assert ask(seed, report) == Ok(f"{decision}: {reason}"), report
         assert decisions(tmp_path / "log.txt") == [(decision, reason) for _, decision, reason in cases]
         listed = {address for address, _ in ask(seed, PeerListRequest()).peers}
-        assert listed == {A, alive.address, busy.address}
+        assert listed == {A, B, C, alive.address, busy.address}
     finally:
         alive.server.stop()
         busy.server.stop()
 
 
-def test_a_neighbour_registered_elsewhere_may_report(seed):
+def signing_responder(identity: Identity) -> Responder:
+    """A stand-in peer holding ``identity`` (replaceable, as a restart would)."""
+    responder = Responder(lambda request: request.reply(responder.address).signed(responder.identity))
+    responder.identity = identity
+    return responder
+
+
+def test_a_key_is_bound_only_to_an_address_that_proves_it_holds_it(seed):
+    mine, other = Identity(), Identity()
+    holder = signing_responder(mine)
+    try:
+        address = holder.address
+        nobody = unused_address()
+        refused = "did not prove it holds the key"
+        assert ask(seed, Register(nobody, mine.key)) == Error(f"refused: {nobody} {refused}")
+        assert ask(seed, Register(address, other.key)) == Error(f"refused: {address} {refused}")
+        assert ask(seed, Register(address, mine.key)) == PeerList(())
+        assert ask(seed, PeerListRequest()).keys == {address: mine.key}
+        assert ask(seed, KeysRequest((address, nobody))) == Keys(((address, mine.key),))
+        # A second key for the live address is refused, with or without proof of its own.
+        assert ask(seed, Register(address, other.key)) == Error(f"refused: {address} is live with a different key")
+        assert ask(seed, Register(address)) == Error(f"refused: {address} is live with a different key")
+        # The holder restarts with a new key on the same address: the new key is bound.
+        holder.identity = other
+        assert isinstance(ask(seed, Register(address, other.key)), PeerList)
+        assert ask(seed, KeysRequest((address,))) == Keys(((address, other.key),))
+    finally:
+        holder.server.stop()
+
+
+def test_reports_from_a_peer_with_a_key_must_carry_its_signature(seed):
+    reporter_id = Identity()
+    reporter = signing_responder(reporter_id)
     dead = unused_address()
-    ask(seed, Register(dead))
-    ask(seed, LinkReport(dead, B))  # the accused itself said B is its neighbour
-    assert ask(seed, DeadNodeReport(dead, "1.0", B)).detail.startswith("removed")
+    try:
+        ask(seed, Register(reporter.address, reporter_id.key))
+        ask(seed, Register(dead))
+        assert ask(seed, LinkReport(reporter.address, dead)) == Error("unsigned, but the reporter has a key")
+        assert ask(seed, LinkReport(reporter.address, dead).signed(Identity())) == Error("bad signature")
+        assert ask(seed, LinkReport(reporter.address, dead).signed(reporter_id)) == Ok()
+        assert ask(seed, LinkReport(dead, reporter.address)) == Ok()
+        report = DeadNodeReport(dead, "1.0", reporter.address)
+        assert ask(seed, report) == Ok("rejected: unsigned, but the reporter has a key")
+        assert ask(seed, report.signed(Identity())) == Ok("rejected: bad signature")
+        assert ask(seed, report.signed(reporter_id)).detail.startswith("removed: 1 of 1 neighbours")
+    finally:
+        reporter.server.stop()
+
+
+def test_a_removal_is_announced_and_each_seed_checks_it_itself(tmp_path):
+    config = tmp_path / "config.txt"
+    servers = [NodeServer("127.0.0.1", 0, handler=lambda conn: None) for _ in range(2)]
+    log = logformat.NodeLog("seed", servers[0].address, tmp_path / "log.txt", console=False)
+    for server in servers:
+        server.log = log
+    first, second = (Seed(server, log, SeedSettings(probe_timeout=1.0), config=str(config)) for server in servers)
+    config.write_text(f"{first.address}\n{second.address}\n")
+    alive = Responder(lambda request: request.reply(alive.address))
+    dead = unused_address()
+    for server in servers:
+        server.start()
+    try:
+        for node in (first, second):
+            for peer in (A, dead, alive.address):
+                ask(node, Register(peer))
+        ask(first, LinkReport(dead, A))
+        assert ask(first, DeadNodeReport(dead, "1.0", A)).detail.startswith("removed")
+        deadline = time.monotonic() + 10
+        while dead in dict(ask(second, PeerListRequest()).peers):
+            assert time.monotonic() < deadline, "the second seed never followed"
+            time.sleep(0.02)  # polling interval, not synchronisation
+        # A notice is a hint, not an order: a live peer stays, and strangers are not heard.
+        assert ask(second, RemovalNotice(first.address, alive.address)) == Ok(
+            "rejected: accused answered the seed's liveness check")
+        assert ask(second, RemovalNotice(Address("127.0.0.1", 9999), A)) == Ok(
+            "rejected: sender is not a seed in the config")
+        assert set(dict(ask(second, PeerListRequest()).peers)) == {A, alive.address}
+        notices = [(e.fields["decision"], e.fields["dead"]) for e in logformat.parse_log(tmp_path / "log.txt").events
+                   if e.event == logformat.REMOVAL_NOTICE]
+        assert ("removed", str(dead)) in notices
+    finally:
+        for server in servers:
+            server.stop()
+        alive.server.stop()
+        log.close()
 
 
 def test_concurrent_registrations_each_see_a_consistent_list(seed):
