@@ -19,6 +19,7 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 import logformat
@@ -45,8 +46,18 @@ class Connection:
         return cls(sock, str(address))
 
     def read(self) -> Message | None:
-        """Next message, or ``None`` when the other end closed."""
-        return self._reader.read_message()
+        """Next message, or ``None`` when the other end closed.
+
+        With a timeout set, it bounds the whole line, not each ``recv``.
+        """
+        timeout = self.sock.gettimeout()
+        if timeout is None:
+            return self._reader.read_message()
+        try:
+            return self._reader.read_message(time.monotonic() + timeout)
+        finally:
+            with contextlib.suppress(OSError):
+                self.sock.settimeout(timeout)
 
     def send(self, message: Message) -> None:
         self.send_bytes(encode(message))

@@ -25,6 +25,7 @@ import dataclasses
 import ipaddress
 import re
 import socket
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
@@ -610,7 +611,10 @@ class LineReader:
         self._max_line = max_line
         self._buffer = bytearray()
 
-    def read_line(self) -> str | None:
+    def read_line(self, deadline: float | None = None) -> str | None:
+        """The next line; with ``deadline`` (a ``time.monotonic`` instant), the whole
+        line must arrive by then, or ``TimeoutError``: a sender trickling a byte
+        at a time cannot hold the connection open forever."""
         while True:
             end = self._buffer.find(b"\n")
             if end >= 0:
@@ -619,6 +623,11 @@ class LineReader:
                 break
             if len(self._buffer) >= self._max_line:
                 raise ProtocolError(f"line longer than {self._max_line} bytes")
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("timed out")
+                self._sock.settimeout(remaining)
             chunk = self._sock.recv(self._max_line - len(self._buffer))
             if not chunk:
                 if self._buffer:
@@ -633,7 +642,7 @@ class LineReader:
             raise ProtocolError("line is not valid UTF-8") from None
         return line.removesuffix("\r")
 
-    def read_message(self) -> Message | None:
+    def read_message(self, deadline: float | None = None) -> Message | None:
         """The next line parsed, or ``None`` at a clean close."""
-        line = self.read_line()
+        line = self.read_line(deadline)
         return None if line is None else parse(line)

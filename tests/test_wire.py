@@ -3,8 +3,10 @@ ProtocolError, and LineReader frames a real socket's byte stream."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
+import time
 
 import pytest
 
@@ -644,3 +646,28 @@ def test_custom_max_line(pair):
     assert reader.read_line() == "1234567"
     with pytest.raises(ProtocolError):
         reader.read_line()
+
+
+def test_a_line_trickled_a_byte_at_a_time_misses_its_deadline(pair):
+    left, right = pair
+    stop = threading.Event()
+
+    def trickle() -> None:  # each byte well inside any per-recv timeout, the line never done
+        with contextlib.suppress(OSError):
+            while not stop.wait(0.01):
+                left.sendall(b"A")
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(TimeoutError):
+            wire.LineReader(right).read_line(deadline=time.monotonic() + 0.3)
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_a_line_within_its_deadline_is_read(pair):
+    left, right = pair
+    left.sendall(b"HELLO 10.0.0.1:9001\n")
+    assert wire.LineReader(right).read_message(deadline=time.monotonic() + 30) == Hello(A)
