@@ -40,6 +40,11 @@ CONNECT_TIMEOUT = 3.0
 # and reply, each up to its probe timeout), so this outlasts two of those.
 SEED_REPORT_TIMEOUT = 10.0
 
+# Seconds a peer waits for a seed's answer to its registration.  With
+# authentication the seed first asks the peer to prove its address (a
+# connect and a reply, each up to the probe timeout), so this outlasts two.
+REGISTER_TIMEOUT = 10.0
+
 # Links a seed records for one reporting peer.  A peer cannot serve more
 # connections than MAX_CONNECTIONS, so more claims are lies that would only
 # inflate degrees and the seed's memory.

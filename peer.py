@@ -48,6 +48,7 @@ from config import (
     MAX_UNVERIFIED_MESSAGES,
     REGISTER_ATTEMPTS,
     REGISTER_BACKOFF,
+    REGISTER_TIMEOUT,
     SEED_IDLE_TIMEOUT,
     SEED_REPORT_TIMEOUT,
     SEND_QUEUE_LINES,
@@ -198,7 +199,7 @@ class Peer:
                 if len(lists) == need or self.stopped.is_set():
                     break
                 try:
-                    reply = transport.request(seed, Register(self.address, self._key()))
+                    reply = transport.request(seed, Register(self.address, self._key()), timeout=REGISTER_TIMEOUT)
                     if not isinstance(reply, PeerList):
                         raise ProtocolError(f"expected PEER_LIST, got {reply.encode()[:100]!r}")
                 except (OSError, ProtocolError) as exc:
