@@ -331,6 +331,10 @@ class Peer:
                 link.send(message)
             stale = self.links.get(neighbour)
             self.links[neighbour] = link
+            if self.identity is not None and neighbour not in self.keys:
+                # A newcomer's own messages come next: fetch its key before they do.
+                self._unverified.setdefault(neighbour, [])
+                self._keys_wanted.set()
         if stale is not None:  # its connection had closed: the neighbour came back
             stale.close()
         link.writer.start()
