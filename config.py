@@ -64,10 +64,12 @@ CONFIRMATIONS = 2
 # timeouts); past this, registrations are refused as busy and peers retry.
 MAX_PENDING_REGISTRATIONS = 32
 
-# Gossip messages a peer holds while it fetches their origins' public keys
-# from the seeds.  Normally a handful (the first messages of a peer that just
-# joined); the bound keeps a flood of messages from unknown origins cheap.
-MAX_UNVERIFIED_MESSAGES = 10_000
+# Gossip messages from one neighbour that a peer holds while it asks the
+# seeds for their origins' keys (an origin that joined later, or one whose
+# signature fails against the key held, since it may have restarted with a
+# new key).  Normally a handful; a neighbour past this is cut off, so a flood
+# costs at most this many messages per connection.
+MAX_UNVERIFIED_PER_NEIGHBOUR = 5_000
 
 # Passes a peer makes over its seeds to find a key before it drops the
 # messages waiting on it, and the pause between passes.
@@ -114,6 +116,9 @@ class SeedSettings:
     # Seconds the seed waits for the accused to answer its own liveness
     # request.  Longer avoids removing a slow peer; shorter removes faster.
     probe_timeout: float = 3.0
+    # Register only peers that prove their address with a public key.  Off
+    # also takes the report's plain REGISTER (peers run with --no-auth).
+    auth: bool = True
 
 
 # --- config.txt ---------------------------------------------------------------

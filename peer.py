@@ -34,7 +34,7 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import auth
 import logformat
@@ -45,7 +45,7 @@ from config import (
     HANDSHAKE_TIMEOUT,
     KEY_LOOKUP_ATTEMPTS,
     KEY_LOOKUP_BACKOFF,
-    MAX_UNVERIFIED_MESSAGES,
+    MAX_UNVERIFIED_PER_NEIGHBOUR,
     REGISTER_ATTEMPTS,
     REGISTER_BACKOFF,
     REGISTER_TIMEOUT,
@@ -158,11 +158,12 @@ class Peer:
         self.registered_seeds: list[Address] = []
         # This peer's key pair; None runs the report's plain format.
         self.identity = identity if identity is not None or not settings.auth else auth.Identity()
-        # Public keys of other peers, as the seeds bound them.
-        self.keys: dict[Address, str] = {}
+        # Public keys of other peers as the seeds bound them: every key an
+        # address has had (a restart makes a new one), so older messages verify.
+        self.keys: dict[Address, set[str]] = {}
         # Gossip waiting for its origin's key: origin -> [(message, sender)].
         self._unverified: dict[Address, list[tuple[GossipMessage, Address]]] = {}
-        self._unverified_count = 0
+        self._held_from: dict[Address, int] = {}  # neighbour -> its messages waiting
         self._keys_wanted = threading.Event()
         self.rejected = 0  # gossip messages dropped as unverifiable
         self._dialing: set[Address] = set()
@@ -209,7 +210,7 @@ class Peer:
                 pending.remove(seed)
                 lists[seed] = {address: degree for address, degree in reply.peers if address != self.address}
                 with self._lock:
-                    self.keys.update(reply.keys)
+                    self._learn(reply.keys.items())
                 self.log.event(logformat.REGISTERED, seed=seed)
                 self.log.event(logformat.PEER_LIST, seed=seed, peers=",".join(map(str, lists[seed])))
             if len(lists) == need or attempt == REGISTER_ATTEMPTS - 1:
@@ -386,8 +387,9 @@ class Peer:
     def receive(self, message: GossipMessage, sender: Address) -> None:
         """A neighbour sent a message: verify it, then accept it.
 
-        Raises ProtocolError when its signature fails, which cuts the link.
-        A message already in the ML is dropped before any verification: its
+        A message whose signature fails is judged once the seeds confirm the
+        origin's key; then it is dropped and the neighbour cut off.  A message
+        already in the ML is dropped before any verification: its
         identity is taken, and a forgery cannot displace it.
         """
         if self.identity is None:
@@ -396,19 +398,17 @@ class Peer:
         with self._lock:
             if message in self.message_list:
                 return
-            key = self.keys.get(message.origin)
-            if key is None:
+            keys = self.keys.get(message.origin)
+            if keys is None:
                 self._hold(message, sender)
                 return
-        self._verified(message, sender, key)
-
-    def _verified(self, message: GossipMessage, sender: Address, key: str) -> None:
-        if auth.verify(key, message.body(), message.signature):
+        if _verify(keys, message):
             self.on_gossip(message, sender)
             return
-        reason = "bad signature" if message.signature else "unsigned"
-        self._reject(message, sender, reason)
-        raise ProtocolError(f"gossip from origin {message.origin} with a {reason}")
+        # It fails against the key held.  The origin may have restarted with a
+        # new key: ask the seeds before judging the neighbour that sent it.
+        with self._lock:
+            self._hold(message, sender)
 
     def _reject(self, message: GossipMessage, sender: Address, reason: str) -> None:
         with self._lock:
@@ -418,11 +418,16 @@ class Peer:
                        count=count, **{"from": sender})
 
     def _hold(self, message: GossipMessage, sender: Address) -> None:
-        """Keep a message until its origin's key is known.  Call with the lock held."""
-        if self._unverified_count >= MAX_UNVERIFIED_MESSAGES:
-            raise ProtocolError(f"more than {MAX_UNVERIFIED_MESSAGES} messages from origins without a known key")
+        """Keep a message until the seeds tell its origin's key.  Call with the lock held.
+
+        Raises ProtocolError (cutting the sender's link) when that neighbour
+        already has too many messages waiting.
+        """
+        waiting = self._held_from.get(sender, 0)
+        if waiting >= MAX_UNVERIFIED_PER_NEIGHBOUR:
+            raise ProtocolError(f"more than {MAX_UNVERIFIED_PER_NEIGHBOUR} messages waiting for their origin's key")
+        self._held_from[sender] = waiting + 1
         self._unverified.setdefault(message.origin, []).append((message, sender))
-        self._unverified_count += 1
         self._keys_wanted.set()
 
     def _key_lookup_loop(self) -> None:
@@ -437,40 +442,59 @@ class Peer:
                 seeds = list(self.registered_seeds)
             found = self._lookup_keys(wanted, seeds)
             with self._lock:
-                self.keys.update(found)
+                self._learn(found)
+                keys = {origin: set(self.keys[origin]) if origin in self.keys else None for origin in wanted}
                 held = {origin: self._unverified.pop(origin, []) for origin in wanted}
-                self._unverified_count -= sum(map(len, held.values()))
+                for messages in held.values():
+                    for _, sender in messages:
+                        self._held_from[sender] -= 1
+                        if not self._held_from[sender]:
+                            del self._held_from[sender]
                 if self._unverified:
                     self._keys_wanted.set()
             for origin, messages in held.items():
                 for message, sender in messages:
-                    if origin not in found:
-                        self._reject(message, sender, "origin has no key at the seeds")
-                        continue
-                    try:
-                        self._verified(message, sender, found[origin])
-                    except ProtocolError as exc:
-                        self._cut(sender, f"bad input: {describe(exc)}")
+                    self._judge(message, sender, keys[origin])
 
-    def _lookup_keys(self, wanted: list[Address], seeds: list[Address]) -> dict[Address, str]:
-        """Ask the seeds this peer registered with, in turn, for the keys of ``wanted``.
+    def _learn(self, keys: Iterable[tuple[Address, str]]) -> None:
+        """Add keys the seeds gave.  Call with the lock held."""
+        for address, key in keys:
+            self.keys.setdefault(address, set()).add(key)
 
-        Any two majorities share a seed, so one of them holds every live
-        origin's key; passes repeat a few times to ride out a busy seed.
+    def _judge(self, message: GossipMessage, sender: Address, keys: set[str] | None) -> None:
+        """Accept a waiting message, or drop it; a bad signature also cuts off its sender."""
+        if keys is None:
+            self._reject(message, sender, "origin has no key at the seeds")
+        elif _verify(keys, message):
+            self.on_gossip(message, sender)
+        else:
+            reason = "bad signature" if message.signature else "unsigned"
+            self._reject(message, sender, reason)
+            self._cut(sender, f"bad input: gossip from origin {message.origin} with a {reason}")
+
+    def _lookup_keys(self, wanted: list[Address], seeds: list[Address]) -> list[tuple[Address, str]]:
+        """Every key the seeds this peer registered with hold for ``wanted``.
+
+        Any two majorities share a seed, so together they hold every live
+        origin's keys; all are asked, since a restarted origin re-registered
+        its new key with only some of them.  Passes repeat a few times for
+        origins no seed answered for, to ride out a busy seed.
         """
-        found: dict[Address, str] = {}
+        found: list[tuple[Address, str]] = []
+        missing = list(wanted)
         for attempt in range(KEY_LOOKUP_ATTEMPTS):
-            for seed in self.rng.sample(seeds, len(seeds)):
-                missing = [origin for origin in wanted if origin not in found]
-                if not missing:
+            for seed in seeds:
+                if self.stopped.is_set():
                     return found
                 try:
                     reply = transport.request(seed, KeysRequest(tuple(missing)))
                 except (OSError, ProtocolError):
                     continue
                 if isinstance(reply, Keys):
-                    found.update((address, key) for address, key in reply.keys if address in missing)
-            if len(found) == len(wanted) or self.stopped.wait(KEY_LOOKUP_BACKOFF * 2 ** attempt):
+                    found.extend((address, key) for address, key in reply.keys if address in missing)
+            answered = {address for address, _ in found}
+            missing = [origin for origin in missing if origin not in answered]
+            if not missing or self.stopped.wait(KEY_LOOKUP_BACKOFF * 2 ** attempt):
                 break
         return found
 
@@ -577,6 +601,11 @@ class Peer:
         self._to_seeds.put(None)
         for thread in threads + [link.writer for link in links if link.writer.ident]:
             thread.join(timeout=CONNECT_TIMEOUT + 1)
+
+
+def _verify(keys: set[str], message: GossipMessage) -> bool:
+    """Signed by one of the keys its origin's address has had."""
+    return any(auth.verify(key, message.body(), message.signature) for key in keys)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,6 +40,7 @@ from config import (
 from logformat import NodeLog
 from transport import Connection, NodeServer, describe
 from wire import (
+    KEY_HISTORY,
     Address,
     DeadNodeReport,
     Error,
@@ -81,9 +82,10 @@ class PeerTable:
         # The links each registered peer reported itself: its neighbours in
         # its own (signed) words, which decide who may report it dead.
         self._claims: dict[Address, set[Address]] = {}
-        # Public key bound to each address.  Kept after a removal, so messages
-        # a dead peer sent before dying can still be verified.
-        self._keys: dict[Address, str] = {}
+        # Public keys bound to each address, oldest first, the last current.
+        # Kept after a removal and across restarts (up to KEY_HISTORY), so
+        # messages signed by an earlier incarnation still verify.
+        self._keys: dict[Address, list[str]] = {}
         self._incarnations = 0
 
     def register(self, peer: Address, key: str | None) -> tuple[PeerList, int, bool]:
@@ -95,10 +97,10 @@ class PeerTable:
                 self._drop_links(peer)  # a restarted peer starts with no links
             self._incarnations += 1
             self._peers[peer] = PeerRecord(peer, self._incarnations)
-            if key is None:
-                self._keys.pop(peer, None)
-            else:
-                self._keys[peer] = key
+            history = self._keys.setdefault(peer, []) if key is not None else []
+            if key is not None and key not in history[-1:]:
+                history.append(key)
+                del history[:-KEY_HISTORY]
             return before, len(self._peers), not known
 
     def peer_list(self) -> PeerList:
@@ -106,12 +108,15 @@ class PeerTable:
             return self._snapshot()
 
     def key(self, peer: Address) -> str | None:
+        """The key currently bound to ``peer``."""
         with self._lock:
-            return self._keys.get(peer)
+            history = self._keys.get(peer)
+            return history[-1] if history else None
 
     def keys(self, peers: tuple[Address, ...]) -> Keys:
+        """Every key bound to each of ``peers``, current one last."""
         with self._lock:
-            return Keys(tuple((peer, self._keys[peer]) for peer in dict.fromkeys(peers) if peer in self._keys))
+            return Keys(tuple((peer, key) for peer in dict.fromkeys(peers) for key in self._keys.get(peer, ())))
 
     def record_link(self, reporter: Address, neighbour: Address) -> bool:
         """Store the link ``reporter`` (registered here) says it opened; True if the link is new."""
@@ -173,7 +178,7 @@ class PeerTable:
     def _snapshot(self, exclude: Address | None = None) -> PeerList:
         listed = [address for address in sorted(self._peers) if address != exclude]
         return PeerList(tuple((address, len(self._links.get(address, ()))) for address in listed),
-                        {address: self._keys[address] for address in listed if address in self._keys})
+                        {address: self._keys[address][-1] for address in listed if self._keys.get(address)})
 
 
 class Seed:
@@ -220,7 +225,10 @@ class Seed:
     # --- Registration ----------------------------------------------------------------
 
     def on_register(self, message: Register) -> Message:
-        refusal = self.check_key(message) if message.key or self.table.key(message.peer) else None
+        if self.settings.auth and message.key is None:
+            refusal = "this network signs its messages: register with a public key (or run every node with --no-auth)"
+        else:
+            refusal = self.check_key(message) if message.key or self.table.key(message.peer) else None
         if refusal:
             self.log.event(logformat.REGISTER_REFUSED, peer=message.peer, reason=refusal)
             return Error(f"refused: {refusal}")
@@ -383,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probe-timeout", type=positive_float, default=SeedSettings.probe_timeout,
                         metavar="S", help="seconds an accused peer has to answer the seed's own "
                         f"liveness check (default: {SeedSettings.probe_timeout:g})")
+    parser.add_argument("--no-auth", action="store_true",
+                        help="also register peers without a public key (peers run with --no-auth); "
+                             "by default every peer must prove its address with an Ed25519 key")
     args = parser.parse_args(argv)
     ip, port = listen_address(parser, args.ip, args.port)
     # A seed's own work does not need the seed list; it checks that peers can
@@ -394,8 +405,10 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as exc:
             parser.exit(2, f"seed: error: {exc}\n")
     server, log = transport.open_node(parser, "seed", ip, port, args.log, args.quiet)
-    seed = Seed(server, log, SeedSettings(probe_timeout=args.probe_timeout), config=args.config)
+    seed = Seed(server, log, SeedSettings(probe_timeout=args.probe_timeout, auth=not args.no_auth),
+                config=args.config)
     log.event(logformat.STARTED, listen=seed.address, pid=os.getpid(), probe_timeout=args.probe_timeout,
+              auth="yes" if seed.settings.auth else "no",
               listed="yes" if seed.address in seeds else "no" if seeds else "unchecked")
     if seeds and seed.address not in seeds:
         print(f"seed: warning: {seed.address} is not listed in {args.config}; peers will not find it",

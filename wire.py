@@ -42,9 +42,11 @@ MAX_NUMBER_DIGITS = 9
 # Digits of a degree in a peer list: no peer has a million neighbours.
 MAX_DEGREE_DIGITS = 6
 
-# Addresses one GET_KEYS request may ask about: one peer list's worth of
-# unknown origins is far fewer, and the reply stays well under a line.
-MAX_KEYS_PER_REQUEST = 256
+# Addresses one GET_KEYS request may ask about.  Unknown origins come a few
+# at a time; the reply (up to KEY_HISTORY keys each) stays well under a line.
+MAX_KEYS_PER_REQUEST = 128
+# Keys a seed keeps per address across restarts, and returns in KEYS.
+KEY_HISTORY = 4
 
 _TIMESTAMP = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")
 # Ed25519 public keys (32 bytes) and signatures (64 bytes) as unpadded
@@ -521,14 +523,14 @@ class KeysRequest:
 
 @dataclass(frozen=True)
 class Keys:
-    """A seed's answer to ``GET_KEYS``: ``IP:port/key`` for each address it has a key for."""
+    """A seed's answer to ``GET_KEYS``: ``IP:port/key`` for every key bound to each address, current last."""
 
     VERB: ClassVar[str] = "KEYS"
     keys: tuple[tuple[Address, str], ...]
 
     def __post_init__(self) -> None:
-        if len(self.keys) > MAX_KEYS_PER_REQUEST:
-            raise ProtocolError(f"KEYS holds more than {MAX_KEYS_PER_REQUEST} keys")
+        if len(self.keys) > MAX_KEYS_PER_REQUEST * KEY_HISTORY:
+            raise ProtocolError(f"KEYS holds more than {MAX_KEYS_PER_REQUEST * KEY_HISTORY} keys")
         for _, key in self.keys:
             _key(key)
 

@@ -36,7 +36,8 @@ def seed(tmp_path):
     server = NodeServer("127.0.0.1", 0, handler=lambda conn: None)
     log = logformat.NodeLog("seed", server.address, tmp_path / "log.txt", console=False)
     server.log = log
-    node = Seed(server, log, SeedSettings(probe_timeout=1.0))
+    # Plain registrations too (--no-auth), so most tests need no keys.
+    node = Seed(server, log, SeedSettings(probe_timeout=1.0, auth=False))
     server.start()
     try:
         yield node
@@ -174,9 +175,18 @@ def test_a_key_is_bound_only_to_an_address_that_proves_it_holds_it(seed):
         # The holder restarts with a new key on the same address: the new key is bound.
         holder.identity = other
         assert isinstance(ask(seed, Register(address, other.key)), PeerList)
-        assert ask(seed, KeysRequest((address,))) == Keys(((address, other.key),))
+        assert ask(seed, PeerListRequest()).keys == {address: other.key}
+        # Both stay on record, so messages signed before the restart still verify.
+        assert ask(seed, KeysRequest((address,))) == Keys(((address, mine.key), (address, other.key)))
     finally:
         holder.server.stop()
+
+
+def test_by_default_a_seed_registers_only_peers_with_a_key(seed):
+    seed.settings = SeedSettings(probe_timeout=1.0)  # the default: authentication on
+    reply = ask(seed, Register(A))
+    assert isinstance(reply, Error) and reply.reason.startswith("refused: this network signs its messages")
+    assert ask(seed, PeerListRequest()) == PeerList(())
 
 
 def test_reports_from_a_peer_with_a_key_must_carry_its_signature(seed):
@@ -204,7 +214,8 @@ def test_a_removal_is_announced_and_each_seed_checks_it_itself(tmp_path):
     log = logformat.NodeLog("seed", servers[0].address, tmp_path / "log.txt", console=False)
     for server in servers:
         server.log = log
-    first, second = (Seed(server, log, SeedSettings(probe_timeout=1.0), config=str(config)) for server in servers)
+    settings = SeedSettings(probe_timeout=1.0, auth=False)
+    first, second = (Seed(server, log, settings, config=str(config)) for server in servers)
     config.write_text(f"{first.address}\n{second.address}\n")
     alive = Responder(lambda request: request.reply(alive.address))
     dead = unused_address()

@@ -132,3 +132,31 @@ def test_a_dead_peer_with_a_single_neighbour_is_removed_from_every_seed(network)
         assert lonely.address not in {address for address, _ in listed.peers}
     reports = network.events(logformat.DEAD_NODE_REPORTED)
     assert {e.node for e in reports} == {neighbour.address}
+
+
+def test_a_peer_that_restarts_with_a_new_key_is_heard_again(network):
+    network.start_seeds(3)
+    peers = network.start_peers(4)
+    network.wait_until(lambda: network.all_delivered(peers, GOSSIP_COUNT), 60, "the first run's gossip")
+    old = peers[0]
+    network.kill(old)
+    old.process.wait(timeout=10)
+    # Same address, new process, new key: the seeds rebind the address once
+    # the old key no longer answers there, and peers holding the old key ask again.
+    again = network.spawn("peer", old.address.ip, str(old.address.port), "--log", str(network.log_path),
+                          "--quiet", "--config", str(network.config_path), *FAST_PEER)
+    network.wait_until(lambda: len(network.events(logformat.STARTED, node=old.address)) == 2, 30, "the restart")
+    restarted = network.events(logformat.STARTED, node=old.address)[1]
+
+    def heard_everywhere() -> bool:
+        fresh = {e.fields["msg"] for e in network.events(logformat.GOSSIP_GENERATED, node=old.address)
+                 if e.line > restarted.line}
+        if len(fresh) < GOSSIP_COUNT:
+            return False
+        received = network.receipts()
+        return all(fresh <= {msg for origin, msg in received[peer.address] if origin == old.address}
+                   for peer in peers[1:])
+
+    network.wait_until(heard_everywhere, 60, "the restarted peer's messages at every other peer")
+    assert again.process.poll() is None
+    assert not [e for e in network.events(logformat.GOSSIP_REJECTED) if e.fields["reason"] != "duplicate"]
