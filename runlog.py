@@ -16,11 +16,15 @@ This module does no I/O beyond reading the log and draws nothing.
 
 from __future__ import annotations
 
+import bisect
+import io
 import math
+import os
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 
 import logformat
@@ -125,6 +129,12 @@ class Run:
         parsed = logformat.parse_log(path)
         return cls(parsed.events, parsed.errors)
 
+    def add(self, events: Iterable[LogEvent], errors: Iterable[tuple[int, str, str]] = ()) -> None:
+        """Fold in more of the log (events in log order), as when following a log that grows."""
+        self.errors.extend(errors)
+        for event in events:
+            self._add(event)
+
     def _add(self, event: LogEvent) -> None:
         self.events.append(event)
         nodes = self.seeds if event.role == "seed" else self.peers
@@ -187,15 +197,17 @@ class Run:
         """Each peer's degree in the overlay built (every link ever opened)."""
         return {address: len(neighbours) for address, neighbours in self.adjacency().items()}
 
-    def expected_receivers(self, message: Message) -> list[Address]:
-        return [peer for peer in self.live if peer != message.origin]
+    def expected_receivers(self, message: Message, live: list[Address] | None = None) -> list[Address]:
+        """Live peers other than the origin (``live``: self.live, computed once by a caller looping)."""
+        return [peer for peer in (self.live if live is None else live) if peer != message.origin]
 
     def missing(self) -> list[tuple[Message, Address]]:
         """(message, live peer) pairs with no receipt yet."""
         gaps = []
+        live = self.live
         for key, message in self.messages.items():
             got = self.receipts.get(key, {})
-            gaps.extend((message, peer) for peer in self.expected_receivers(message) if peer not in got)
+            gaps.extend((message, peer) for peer in self.expected_receivers(message, live) if peer not in got)
         return gaps
 
     def delivery_counts(self) -> tuple[int, int]:
@@ -211,13 +223,54 @@ class Run:
     def dissemination_times(self) -> dict[tuple[Address, str], float]:
         """For each message every live peer has: seconds from creation to the last first receipt."""
         times = {}
+        live = self.live
         for key, message in self.messages.items():
             got = self.receipts.get(key, {})
-            receivers = self.expected_receivers(message)
+            receivers = self.expected_receivers(message, live)
             if all(peer in got for peer in receivers):
                 last = max((got[peer].time for peer in receivers), default=message.created)
                 times[key] = max(0.0, last - message.created)
         return times
+
+    def receipt_delays(self) -> dict[tuple[Address, str], list[float]]:
+        """For each generated message, the sorted delays (s since its creation) of its first
+        receipts at the live peers expected to get it; fewer than expected while it spreads."""
+        live = set(self.live)
+        delays = {}
+        for key, message in self.messages.items():
+            got = self.receipts.get(key, {})
+            delays[key] = sorted(max(0.0, got[peer].time - message.created)
+                                 for peer in live - {message.origin} if peer in got)
+        return delays
+
+    def hop_counts(self) -> dict[tuple[Address, str], dict[Address, int]]:
+        """For each message received, each peer's hop count: the origin is at 0, and a first
+        receipt is one hop more than the first receipt of the neighbour it came from (``from=``).
+
+        A peer whose chain of first receipts does not lead back to the origin
+        (its sender's receipt is missing from the log, or a damaged log makes
+        the chain loop) gets no count.
+        """
+        result = {}
+        for key, receivers in self.receipts.items():
+            hops = {key[0]: 0}
+            broken: set[Address] = set()
+            for peer in receivers:
+                chain: list[Address] = []
+                node = peer
+                while node not in hops and node not in broken:
+                    receipt = receivers.get(node)
+                    if receipt is None or node in chain:
+                        break
+                    chain.append(node)
+                    node = receipt.sender
+                if node in hops:
+                    for distance, link in enumerate(reversed(chain), start=hops[node] + 1):
+                        hops[link] = distance
+                else:
+                    broken.update(chain)
+            result[key] = hops
+        return result
 
     def deaths(self) -> list[Death]:
         by_dead: dict[Address, list[LogEvent]] = defaultdict(list)
@@ -264,3 +317,111 @@ class Run:
             false_reports=len(self.false_reports()),
         )
 
+
+
+@dataclass(frozen=True)
+class LogFiles:
+    """Where the lines of a run read by :func:`read_logs` came from.
+
+    Lines are numbered as if the files were one file, so every event and
+    error keeps a single number; :meth:`locate` maps it back to its file.
+    """
+
+    paths: tuple[Path, ...]
+    ends: tuple[int, ...]  # each file's last line number, counted across the files
+
+    def locate(self, line: int) -> tuple[Path, int]:
+        """(file, line number in that file) of a line number counted across the files."""
+        index = min(bisect.bisect_left(self.ends, line), len(self.ends) - 1)
+        return self.paths[index], line - (self.ends[index - 1] if index else 0)
+
+    def describe(self, line: int) -> str:
+        """``line 12`` when the run is one file, ``FILE:12`` when it is several."""
+        path, number = self.locate(line)
+        return f"line {number}" if len(self.paths) == 1 else f"{path}:{number}"
+
+
+def read_logs(paths: Sequence[str | Path]) -> tuple[Run, LogFiles]:
+    """One run from one or more log files (e.g. one per node), their events merged by time.
+
+    Each file is read as :func:`logformat.parse_log` reads it.  Ties in time
+    keep the files' order.  Raises ``OSError`` for a file that cannot be read.
+    """
+    files = tuple(Path(path) for path in paths)
+    ends: list[int] = []
+
+    def lines() -> Iterable[str]:
+        count = 0
+        for path in files:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                for text in handle:
+                    count += 1
+                    yield text
+            ends.append(count)
+
+    parsed = logformat.parse_lines(lines())
+    if len(files) > 1:
+        parsed.events.sort(key=attrgetter("time"))
+    return Run(parsed.events, parsed.errors), LogFiles(files, tuple(ends))
+
+
+class LogTail:
+    """A log still being written, read as it grows into one :class:`Run` (the live view).
+
+    Each :meth:`poll` reads only the complete lines added since the last one
+    (a half-written last line waits for the next poll) and numbers lines as
+    :func:`logformat.parse_log` does.  A file that shrinks was replaced by a
+    new run's log: reading starts over with a fresh :class:`Run`.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._start_over()
+
+    def _start_over(self) -> None:
+        self.run = Run([])
+        self.lines = 0  # lines read so far, blank ones included
+        self._offset = 0
+        self._partial = b""
+
+    @classmethod
+    def from_end(cls, path: str | Path) -> LogTail:
+        """Follow only what is appended from now on: the runners' view of a log that
+        already holds earlier runs.  Line numbers still count from the file's start."""
+        tail = cls(path)
+        try:
+            with open(tail.path, "rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    if (newline := chunk.rfind(b"\n")) >= 0:
+                        tail.lines += chunk.count(b"\n")
+                        tail._offset = handle.tell() - len(chunk) + newline + 1
+        except FileNotFoundError:
+            pass
+        return tail  # a half-written last line is read again, whole, by the next poll
+
+    def poll(self) -> int:
+        """Read what was appended since the last poll; returns how many lines were added."""
+        try:
+            with open(self.path, "rb") as handle:
+                if os.fstat(handle.fileno()).st_size < self._offset:
+                    self._start_over()
+                handle.seek(self._offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return 0
+        self._offset += len(data)
+        complete, newline, self._partial = (self._partial + data).rpartition(b"\n")
+        if not newline:
+            return 0
+        events, errors = [], []
+        # StringIO with newline=None splits lines exactly as parse_log's text-mode file does.
+        for text in io.StringIO(complete.decode("utf-8", errors="replace") + "\n", newline=None):
+            self.lines += 1
+            if not text.strip():
+                continue
+            try:
+                events.append(logformat.parse_line(text, self.lines))
+            except LogFormatError as exc:
+                errors.append((self.lines, str(exc), text.rstrip("\n")))
+        self.run.add(events, errors)
+        return len(events) + len(errors)

@@ -22,6 +22,7 @@ The list of verbs is append-only: a new kind gets a new verb.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import re
 import socket
@@ -86,13 +87,21 @@ class Address:
 
     @classmethod
     def parse(cls, text: str) -> Address:
-        host, sep, port = text.rpartition(":")
-        if not sep:
-            raise ProtocolError(f"{text[:60]!r} is not IP:port")
-        return cls(host, _natural(port, 5, "port"))
+        return _parse_address(text)
 
     def __str__(self) -> str:
         return f"{self.ip}:{self.port}"
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _parse_address(text: str) -> Address:
+    """``IP:port`` into an Address, remembered: a node or a log reader sees the
+    same few hundred addresses millions of times, and checking one is costly.
+    Addresses are immutable, so sharing them is safe; errors are not cached."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        raise ProtocolError(f"{text[:60]!r} is not IP:port")
+    return Address(host, _natural(port, 5, "port"))
 
 
 def _timestamp(text: str) -> str:
