@@ -3,48 +3,36 @@
 Every node listens on port 0 and is found through its STARTED line in the
 shared log; the test waits on log conditions with deadlines, never on sleeps.
 The harness ends only the processes it started, by PID, and always does so.
+Starting, finding and stopping processes go through launch.py, as in the runners.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import launch
 import logformat
+from launch import NodeProcess as Node
+from runlog import LogTail
 from wire import Address
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = launch.ROOT
 
 # Timings that make a whole run take seconds, not minutes.
 FAST_PEER = ("--gossip-interval", "0.2", "--gossip-count", "10", "--ping-interval", "1.0", "--ping-misses", "3")
 
 
 @dataclass
-class Node:
-    role: str
-    process: subprocess.Popen
-    stderr_path: Path
-    address: Address | None = None
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-
-@dataclass
 class Network:
     directory: Path
     nodes: list[Node] = field(default_factory=list)
+    _tail: LogTail | None = None
 
     @property
     def log_path(self) -> Path:
@@ -57,13 +45,7 @@ class Network:
     # --- Starting -------------------------------------------------------------------
 
     def spawn(self, role: str, *args: str) -> Node:
-        stderr_path = self.directory / f"{role}-{len(self.nodes)}.err"
-        with open(stderr_path, "wb") as stderr:
-            process = subprocess.Popen(
-                [sys.executable, str(ROOT / f"{role}.py"), *args],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, cwd=self.directory,
-            )
-        node = Node(role, process, stderr_path)
+        node = launch.spawn(role, args, self.directory / f"{role}-{len(self.nodes)}.err", cwd=self.directory)
         self.nodes.append(node)
         return node
 
@@ -85,19 +67,10 @@ class Network:
         return peers
 
     def wait_started(self, nodes: list[Node], timeout: float = 30) -> None:
-        by_pid = {node.pid: node for node in nodes}
-
-        def started() -> bool:
-            for event in self.events(logformat.STARTED):
-                node = by_pid.get(int(event.fields["pid"]))
-                if node is not None:
-                    node.address = event.node
-            for node in nodes:
-                if node.address is None and node.process.poll() is not None:
-                    raise AssertionError(f"{node.role} exited with {node.process.returncode}: {node.stderr()}")
-            return all(node.address is not None for node in nodes)
-
-        self.wait_until(started, timeout, f"{len(nodes)} nodes to start")
+        """Wait for each node's STARTED line (by pid); fail with its error if one exits first."""
+        if self._tail is None:
+            self._tail = LogTail(self.log_path)
+        launch.wait_started(nodes, self._tail, timeout)
 
     # --- Observing ------------------------------------------------------------------
 
@@ -151,13 +124,4 @@ class Network:
 
     def close(self) -> None:
         """End every process this harness started: SIGTERM, then SIGKILL if it lingers."""
-        for node in self.nodes:
-            if node.process.poll() is None:
-                node.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for node in self.nodes:
-            try:
-                node.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                node.process.kill()
-                node.process.wait()
+        launch.stop(self.nodes)
