@@ -45,6 +45,11 @@ SEED_REPORT_TIMEOUT = 10.0
 # connect and a reply, each up to the probe timeout), so this outlasts two.
 REGISTER_TIMEOUT = 10.0
 
+# Peers a seed holds in its Peer List.  The list travels as one line, and
+# at ~75 bytes a peer (address, degree and key) 800 fit well under
+# MAX_LINE_BYTES; past this, registrations are refused as busy.
+MAX_PEERS = 800
+
 # Links a seed records for one reporting peer.  A peer cannot serve more
 # connections than MAX_CONNECTIONS, so more claims are lies that would only
 # inflate degrees and the seed's memory.

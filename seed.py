@@ -27,6 +27,7 @@ from config import (
     CONFIRMATIONS,
     HANDSHAKE_TIMEOUT,
     MAX_LINKS_PER_PEER,
+    MAX_PEERS,
     MAX_PENDING_REGISTRATIONS,
     SEED_IDLE_TIMEOUT,
     SEED_REPORT_TIMEOUT,
@@ -88,11 +89,16 @@ class PeerTable:
         self._keys: dict[Address, list[str]] = {}
         self._incarnations = 0
 
-    def register(self, peer: Address, key: str | None) -> tuple[PeerList, int, bool]:
-        """Add ``peer``; return the PL as it was before, the PL's new size, and whether the peer is new."""
+    def register(self, peer: Address, key: str | None) -> tuple[PeerList, int, bool] | None:
+        """Add ``peer``; return the PL as it was before, the PL's new size, and whether the peer is new.
+
+        None, and nothing changes, when the PL is full and ``peer`` is not in it.
+        """
         with self._lock:
-            before = self._snapshot(exclude=peer)
             known = peer in self._peers
+            if not known and len(self._peers) >= MAX_PEERS:
+                return None
+            before = self._snapshot(exclude=peer)
             if known:
                 self._drop_links(peer)  # a restarted peer starts with no links
             self._incarnations += 1
@@ -232,7 +238,12 @@ class Seed:
         if refusal:
             self.log.event(logformat.REGISTER_REFUSED, peer=message.peer, reason=refusal)
             return Error(f"refused: {refusal}")
-        before, size, new = self.table.register(message.peer, message.key)
+        registered = self.table.register(message.peer, message.key)
+        if registered is None:
+            refusal = f"busy: the peer list is full ({MAX_PEERS} peers)"
+            self.log.event(logformat.REGISTER_REFUSED, peer=message.peer, reason=refusal)
+            return Error(f"refused: {refusal}")
+        before, size, new = registered
         self.log.event(logformat.PEER_REGISTERED, peer=message.peer, returned=len(before.peers),
                        again="no" if new else "yes", auth="yes" if message.key else "no")
         if new:

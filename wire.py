@@ -122,6 +122,11 @@ def _free_text(text: str) -> str:
     """Free text fits on one line: no line breaks that would smuggle a second line."""
     if "\n" in text or "\r" in text:
         raise ProtocolError("free text must not contain line breaks")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ProtocolError("free text must be Unicode text (no lone surrogates)") from None
     return text
 
 
