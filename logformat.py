@@ -115,16 +115,26 @@ class ParsedLog:
     errors: list[tuple[int, str, str]]
 
 
+def _parse_time(text: str) -> datetime:
+    # fromisoformat is ~20x faster than strptime; it takes exactly what format_time writes.
+    if len(text) == 27 and text[10] == "T" and text[19] == "." and text[26] == "Z":
+        try:
+            return datetime.fromisoformat(text[:26]).replace(tzinfo=timezone.utc)
+        except ValueError:
+            pass
+    try:
+        return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise LogFormatError(f"bad time {text[:40]!r}") from None
+
+
 def parse_line(text: str, number: int = 0) -> LogEvent:
     """One line into a :class:`LogEvent`; :class:`LogFormatError` if malformed."""
     parts = text.rstrip("\n").split(" ", 4)
     if len(parts) < 4:
         raise LogFormatError("expected '<time> <role> <IP:port> <EVENT> ...'")
     time_text, role, node_text, event = parts[:4]
-    try:
-        time = datetime.strptime(time_text, _TIME_FORMAT).replace(tzinfo=timezone.utc)
-    except ValueError:
-        raise LogFormatError(f"bad time {time_text[:40]!r}") from None
+    time = _parse_time(time_text)
     if role not in ROLES:
         raise LogFormatError(f"bad role {role[:20]!r}")
     try:
