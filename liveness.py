@@ -3,7 +3,9 @@
 Every ping-interval the peer calls :meth:`LivenessTracker.tick` and, unless the
 neighbour is dead, sends a new liveness request.  A request counts as missed
 when the next tick comes without a reply to it, so each request gets one full
-interval to be answered; any reply resets the count.  ``ping_misses``
+interval to be answered; any reply resets the count.  So does any other line
+from the neighbour: a peer that is sending gossip is alive, even when its
+reply waits behind that gossip on a busy link or a loaded machine.  ``ping_misses``
 consecutive misses make the neighbour dead: 3 misses at 13 s means a death is
 detected 39 to 52 s after it happens, and never before 39 s of silence.
 
@@ -33,7 +35,7 @@ class LivenessTracker:
         return self.dead
 
     def replied(self) -> None:
-        """A liveness reply arrived from the neighbour."""
+        """A liveness reply, or any other line, arrived from the neighbour."""
         self.misses = 0
         self._awaiting_reply = False
 

@@ -348,14 +348,13 @@ class Peer:
         """Read a neighbour's lines until the connection ends."""
         try:
             while (message := link.conn.read()) is not None:
+                with self._lock:  # any line is a sign of life, a reply or not
+                    link.liveness.replied()
                 if isinstance(message, GossipMessage):
                     self.receive(message, link.neighbour)
                 elif isinstance(message, LivenessRequest):
                     link.send(self._sign(message.reply(self.address)))
-                elif isinstance(message, LivenessReply):
-                    with self._lock:
-                        link.liveness.replied()
-                else:
+                elif not isinstance(message, LivenessReply):
                     raise ProtocolError(f"{message.VERB} is not sent over a link")
         except ProtocolError as exc:
             # A misbehaving neighbour is cut off, not reported dead: it is alive.
