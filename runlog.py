@@ -318,6 +318,65 @@ class Run:
         )
 
 
+# LINK_CLOSED reasons of a dial that never opened a link (peer.Peer.dial).
+_DIAL_FAILURES = ("cannot connect", "refused")
+
+
+def _first_receipt(run: Run, event: LogEvent) -> tuple[Address, str] | None:
+    """The message a GOSSIP_RECEIVED event is the peer's first receipt of, else None."""
+    key = (event.address("origin"), event.fields["msg"])
+    receipt = run.receipts.get(key, {}).get(event.node)
+    return key if receipt is not None and receipt.line == event.line else None
+
+
+def forwarded_copies(run: Run) -> dict[tuple[Address, str], int]:
+    """For each message, the copies the forwarding rule sent over links.
+
+    Senders do not log what they send, so this is derived: the origin sends
+    the message to every neighbour it has when it logs GOSSIP_GENERATED; a
+    peer that accepts it sends it to every neighbour it has when it logs the
+    first receipt, except the one it came from.  A peer's neighbours at a
+    moment are its LINK_OPENED less its LINK_CLOSED lines up to then (a
+    closed link takes no more lines).  Catch-up replays when a link opens
+    are not counted here (see :func:`catch_up_copies`).
+    """
+    linked: dict[Address, set[Address]] = defaultdict(set)
+    copies: dict[tuple[Address, str], int] = {}
+    for event in run.events:
+        name = event.event
+        try:
+            if name == logformat.LINK_OPENED:
+                linked[event.node].add(event.address("neighbour"))
+            elif name == logformat.LINK_CLOSED and not event.fields.get("reason", "").startswith(_DIAL_FAILURES):
+                linked[event.node].discard(event.address("neighbour"))
+            elif name == logformat.GOSSIP_GENERATED:
+                key = (event.node, event.fields["msg"])
+                copies[key] = copies.get(key, 0) + len(linked[event.node])
+            elif name == logformat.GOSSIP_RECEIVED and (key := _first_receipt(run, event)) is not None:
+                copies[key] = copies.get(key, 0) + len(linked[event.node] - {event.address("from")})
+        except (LogFormatError, KeyError):
+            continue  # Run already listed the damaged line in run.errors
+    return copies
+
+
+def catch_up_copies(run: Run) -> int:
+    """Messages sent over links as catch-up replays: when a link opens, each end sends
+    the other its whole Message List (what it had generated or accepted until then)."""
+    held: dict[Address, int] = defaultdict(int)
+    total = 0
+    for event in run.events:
+        name = event.event
+        try:
+            if name == logformat.GOSSIP_GENERATED or (
+                    name == logformat.GOSSIP_RECEIVED and _first_receipt(run, event) is not None):
+                held[event.node] += 1
+            elif name == logformat.LINK_OPENED:
+                total += held[event.node]
+        except (LogFormatError, KeyError):
+            continue
+    return total
+
+
 
 @dataclass(frozen=True)
 class LogFiles:
