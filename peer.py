@@ -598,8 +598,12 @@ class Peer:
         for link in links:
             link.close()
         self._to_seeds.put(None)
+        # One deadline for them all: a blocked connect or request ends within
+        # CONNECT_TIMEOUT, and the process must stop in bounded time however
+        # many threads it has.
+        deadline = time.monotonic() + CONNECT_TIMEOUT + 1
         for thread in threads + [link.writer for link in links if link.writer.ident]:
-            thread.join(timeout=CONNECT_TIMEOUT + 1)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def _verify(keys: set[str], message: GossipMessage) -> bool:
