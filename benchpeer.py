@@ -1,0 +1,50 @@
+"""peer.py, unchanged, except that its first gossip message waits for a start signal.
+
+    python benchpeer.py START_FILE OFFSET IP PORT [peer.py flags...]
+
+The peer registers, links and answers as usual; its gossip loop (and so its
+first message) begins only at ``T + OFFSET``, where ``T`` is the wall-clock
+time bench.py writes into ``START_FILE`` once the whole network has joined.
+A benchmark can then time messages with no startup in them: every peer
+gossips at once (throughput), or each in its own slot (dissemination).
+peer.py has no such flag; the only change here is when ``_gossip_loop``
+starts.  Stopping works as for peer.py (SIGTERM).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import peer
+
+# Seconds between two looks for the start file: cheap for hundreds of peers.
+POLL_INTERVAL = 0.1
+
+
+def _delayed(gossip_loop, start_file: Path, offset: float):
+    def wait_then_gossip(self: peer.Peer) -> None:
+        while not self.stopped.is_set():
+            try:
+                start = float(start_file.read_text())
+            except (OSError, ValueError):
+                self.stopped.wait(POLL_INTERVAL)
+                continue
+            if not self.stopped.wait(max(0.0, start + offset - time.time())):
+                gossip_loop(self)
+            return
+
+    return wait_then_gossip
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2:
+        print("usage: benchpeer.py START_FILE OFFSET IP PORT [peer.py flags...]", file=sys.stderr)
+        return 2
+    peer.Peer._gossip_loop = _delayed(peer.Peer._gossip_loop, Path(argv[0]), float(argv[1]))
+    return peer.main(argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
