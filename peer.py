@@ -99,12 +99,12 @@ class Link:
         self._queue: queue.Queue[bytes | None] = queue.Queue(SEND_QUEUE_LINES)
         self.writer = threading.Thread(target=self._write_loop, name=f"write {neighbour}", daemon=True)
 
-    def send(self, message: Message) -> bool:
-        """Queue ``message`` for the neighbour; False if the link cannot take it."""
+    def send(self, message: Message | bytes) -> bool:
+        """Queue ``message`` (or its encoded line) for the neighbour; False if the link cannot take it."""
         if self.conn.closed:
             return False
         try:
-            self._queue.put_nowait(encode(message))
+            self._queue.put_nowait(message if isinstance(message, bytes) else encode(message))
         except queue.Full:
             self.conn.close()  # it stopped reading; liveness will tell whether it is dead
             return False
@@ -510,8 +510,9 @@ class Peer:
         with self._lock:
             if not self.message_list.accept(message, sender):
                 return
+            line = encode(message)  # once, however many neighbours
             for neighbour in forward_targets(self.links, sender):
-                self.links[neighbour].send(message)
+                self.links[neighbour].send(line)
         if sender is None:
             self.log.event(logformat.GOSSIP_GENERATED, msg=message.text, number=message.number)
         else:
