@@ -218,6 +218,10 @@ class Network:
         self.seeds: list[NodeProcess] = []
         self.peers: list[NodeProcess] = []
         self.killed: list[NodeProcess] = []  # peers the bench killed on purpose
+        # A kept directory may hold an earlier run: its log would be read as part
+        # of this one, and its start file would start the new peers' gossip at once.
+        for stale in (self.log_path, self.start_file):
+            stale.unlink(missing_ok=True)
         self.tail = EventTail(self.log_path, self.WATCHED)
 
     def __enter__(self) -> Network:
