@@ -439,18 +439,25 @@ class Peer:
             with self._lock:
                 wanted = list(self._unverified)[:MAX_KEYS_PER_REQUEST]
                 seeds = list(self.registered_seeds)
-            found = self._lookup_keys(wanted, seeds)
+            found, every_seed_answered = self._lookup_keys(wanted, seeds)
             with self._lock:
                 self._learn(found)
                 keys = {origin: set(self.keys[origin]) if origin in self.keys else None for origin in wanted}
+                if not every_seed_answered:
+                    # A seed that did not answer may hold the key: those messages
+                    # keep waiting (within the per-neighbour bound) for a later pass.
+                    wanted = [origin for origin in wanted if keys[origin] is not None]
                 held = {origin: self._unverified.pop(origin, []) for origin in wanted}
                 for messages in held.values():
                     for _, sender in messages:
                         self._held_from[sender] -= 1
                         if not self._held_from[sender]:
                             del self._held_from[sender]
-                if self._unverified:
-                    self._keys_wanted.set()
+                retry = bool(self._unverified)
+            if retry and not every_seed_answered:
+                self.stopped.wait(KEY_LOOKUP_BACKOFF)  # the seeds are busy: do not hammer them
+            if retry:
+                self._keys_wanted.set()
             for origin, messages in held.items():
                 for message, sender in messages:
                     self._judge(message, sender, keys[origin])
@@ -471,31 +478,37 @@ class Peer:
             self._reject(message, sender, reason)
             self._cut(sender, f"bad input: gossip from origin {message.origin} with a {reason}")
 
-    def _lookup_keys(self, wanted: list[Address], seeds: list[Address]) -> list[tuple[Address, str]]:
+    def _lookup_keys(self, wanted: list[Address], seeds: list[Address]) -> tuple[list[tuple[Address, str]], bool]:
         """Every key the seeds this peer registered with hold for ``wanted``.
 
         Any two majorities share a seed, so together they hold every live
         origin's keys; all are asked, since a restarted origin re-registered
         its new key with only some of them.  Passes repeat a few times for
-        origins no seed answered for, to ride out a busy seed.
+        origins no seed answered for, to ride out a busy seed.  Also returns
+        whether every seed answered the last pass: only then does a missing
+        key mean that the origin has none.
         """
         found: list[tuple[Address, str]] = []
         missing = list(wanted)
+        every_seed_answered = False
         for attempt in range(KEY_LOOKUP_ATTEMPTS):
+            every_seed_answered = True
             for seed in seeds:
                 if self.stopped.is_set():
-                    return found
+                    return found, False
                 try:
                     reply = transport.request(seed, KeysRequest(tuple(missing)))
                 except (OSError, ProtocolError):
+                    reply = None
+                if not isinstance(reply, Keys):
+                    every_seed_answered = False
                     continue
-                if isinstance(reply, Keys):
-                    found.extend((address, key) for address, key in reply.keys if address in missing)
+                found.extend((address, key) for address, key in reply.keys if address in missing)
             answered = {address for address, _ in found}
             missing = [origin for origin in missing if origin not in answered]
             if not missing or self.stopped.wait(KEY_LOOKUP_BACKOFF * 2 ** attempt):
                 break
-        return found
+        return found, every_seed_answered
 
     def _cut(self, neighbour: Address, reason: str) -> None:
         """Close the link to a neighbour that misbehaved (it is alive: not reported dead)."""
