@@ -9,7 +9,7 @@ is started through launch.py (or, for the helpers, the same way), recorded in
 closes, and by :func:`stop_everything` whatever else happens.
 
 The bench's own reading of the log must not steal the CPU the network runs
-on, so :class:`EventTail` parses only the few events a wait needs and
+on, so its runlog.LogTail parses only the few events a wait needs and
 merely counts the rest.
 """
 
@@ -21,7 +21,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -115,46 +114,6 @@ def spawn_helper(args: Sequence[str], stdin: bool = False) -> subprocess.Popen:
     return process
 
 
-class EventTail:
-    """A growing log, read as launch.wait_started reads a runlog.LogTail, but
-    parsing only the lines of ``events``; every event is still counted."""
-
-    def __init__(self, path: Path, events: Iterable[str]) -> None:
-        self.path = path
-        self.events = {name.encode() for name in events}
-        self.run = runlog.Run([])
-        self.counts: Counter[str] = Counter()
-        self.lines = 0
-        self._offset = 0
-        self._partial = b""
-
-    def poll(self) -> int:
-        try:
-            with open(self.path, "rb") as handle:
-                handle.seek(self._offset)
-                data = handle.read()
-        except FileNotFoundError:
-            return 0
-        self._offset += len(data)
-        complete, newline, self._partial = (self._partial + data).rpartition(b"\n")
-        if not newline:
-            return 0
-        parsed = []
-        for raw in complete.split(b"\n"):
-            self.lines += 1
-            parts = raw.split(b" ", 4)
-            if len(parts) < 4:
-                continue
-            self.counts[parts[3].decode(errors="replace")] += 1
-            if parts[3] in self.events:
-                try:
-                    parsed.append(logformat.parse_line(raw.decode(errors="replace"), self.lines))
-                except logformat.LogFormatError:
-                    continue
-        self.run.add(parsed)
-        return len(parsed)
-
-
 def peak_memory_kib(pid: int) -> int | None:
     """The process's peak resident set (VmHWM), in KiB; None if it is gone."""
     try:
@@ -222,7 +181,7 @@ class Network:
         # of this one, and its start file would start the new peers' gossip at once.
         for stale in (self.log_path, self.start_file):
             stale.unlink(missing_ok=True)
-        self.tail = EventTail(self.log_path, self.WATCHED)
+        self.tail = runlog.LogTail(self.log_path, events=self.WATCHED)
 
     def __enter__(self) -> Network:
         return self
