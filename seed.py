@@ -271,14 +271,18 @@ class Seed:
 
     def challenge(self, peer: Address) -> LivenessReply | None:
         """Ask ``peer`` for a liveness reply to a fresh request; None if it gives none."""
-        ask = LivenessRequest(self.address, f"{self.clock():.6f}")
-        try:
-            reply = transport.request(peer, ask, timeout=self.settings.probe_timeout)
-        except (OSError, ProtocolError):
-            return None
+        ask, reply = self._ask_liveness(peer)
         if isinstance(reply, LivenessReply) and reply.replier == peer and reply.timestamp == ask.timestamp:
             return reply
         return None
+
+    def _ask_liveness(self, peer: Address) -> tuple[LivenessRequest, Message | None]:
+        """Send ``peer`` a fresh liveness request; the request and the reply (None if none came)."""
+        ask = LivenessRequest(self.address, f"{self.clock():.6f}")
+        try:
+            return ask, transport.request(peer, ask, timeout=self.settings.probe_timeout)
+        except (OSError, ProtocolError):
+            return ask, None
 
     def on_link(self, message: LinkReport) -> Message:
         reason = self.vet(message.reporter, message)
@@ -381,11 +385,7 @@ class Seed:
 
     def probe(self, peer: Address) -> bool:
         """The seed's own liveness check: does ``peer`` answer a liveness request?"""
-        ask = LivenessRequest(self.address, f"{self.clock():.6f}")
-        try:
-            reply = transport.request(peer, ask, timeout=self.settings.probe_timeout)
-        except (OSError, ProtocolError):
-            return False
+        _, reply = self._ask_liveness(peer)
         # ERROR (busy: too many connections) still means something answers there.
         return isinstance(reply, Error) or (isinstance(reply, LivenessReply) and reply.replier == peer)
 
