@@ -19,7 +19,6 @@ import functools
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from wire import is_key, is_signature
 
@@ -37,7 +36,7 @@ class Identity:
 
     def __init__(self, private: Ed25519PrivateKey | None = None) -> None:
         self._private = private or Ed25519PrivateKey.generate()
-        self.key = _b64(self._private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+        self.key = _b64(self._private.public_key().public_bytes_raw())
 
     def sign(self, text: str) -> str:
         return _b64(self._private.sign(text.encode("utf-8")))

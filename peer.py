@@ -27,7 +27,7 @@ pings) and topology.py (whom to link to); this module wires them to sockets.
 from __future__ import annotations
 
 import argparse
-import contextlib
+import collections
 import os
 import queue
 import random
@@ -89,23 +89,46 @@ WRITE_BATCH = 64
 
 
 class Link:
-    """One neighbour: its connection, its send queue and writer, its liveness."""
+    """One neighbour: its connection, its send queue and writer, its liveness.
+
+    ``send`` never blocks.  When the writer is idle and nothing is queued, the
+    line goes straight to the socket without blocking (the common case: no
+    thread hand-off); whatever the socket does not take is queued, in order,
+    for the writer thread, so a slow neighbour never holds up the others.
+    """
 
     def __init__(self, neighbour: Address, conn: Connection, initiator: bool, ping_misses: int) -> None:
         self.neighbour = neighbour
         self.conn = conn
         self.initiator = initiator
         self.liveness = LivenessTracker(ping_misses)
-        self._queue: queue.Queue[bytes | None] = queue.Queue(SEND_QUEUE_LINES)
+        self._queue: collections.deque[bytes | None] = collections.deque()
+        # Guards the queue and _writing; the writer waits on it for work.
+        self._ready = threading.Condition(threading.Lock())
+        self._writing = True  # the writer holds lines not yet sent (True until it first waits)
         self.writer = threading.Thread(target=self._write_loop, name=f"write {neighbour}", daemon=True)
 
     def send(self, message: Message | bytes) -> bool:
-        """Queue ``message`` (or its encoded line) for the neighbour; False if the link cannot take it."""
+        """Send ``message`` (or its encoded line) to the neighbour; False if the link cannot take it."""
         if self.conn.closed:
             return False
-        try:
-            self._queue.put_nowait(message if isinstance(message, bytes) else encode(message))
-        except queue.Full:
+        data = message if isinstance(message, bytes) else encode(message)
+        with self._ready:
+            if not self._writing and not self._queue:
+                try:
+                    data = data[self.conn.send_nowait(data):]
+                except OSError:
+                    self.conn.close()
+                    return False
+                if not data:
+                    return True
+            if len(self._queue) >= SEND_QUEUE_LINES:
+                overflow = True
+            else:
+                overflow = False
+                self._queue.append(data)
+                self._ready.notify()
+        if overflow:
             self.conn.close()  # it stopped reading; liveness will tell whether it is dead
             return False
         return True
@@ -116,19 +139,23 @@ class Link:
 
     def stop_writer(self) -> None:
         """Let the writer finish what is queued and end, leaving the socket open."""
-        # If the queue is full the writer is busy, not waiting: it ends on a closed socket.
-        with contextlib.suppress(queue.Full):
-            self._queue.put_nowait(None)
+        with self._ready:
+            self._queue.append(None)
+            self._ready.notify()
 
     def _write_loop(self) -> None:
         """Send queued lines, several per system call when there is a backlog; end at None."""
         while True:
-            batch = [self._queue.get()]
-            while batch[-1] is not None and len(batch) < WRITE_BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            with self._ready:
+                self._writing = False
+                while not self._queue:
+                    self._ready.wait()
+                self._writing = True
+                batch = []
+                while self._queue and len(batch) < WRITE_BATCH:
+                    batch.append(self._queue.popleft())
+                    if batch[-1] is None:
+                        break
             ending = batch[-1] is None
             data = b"".join(item for item in batch if item is not None)
             try:

@@ -33,6 +33,9 @@ class Connection:
 
     def __init__(self, sock: socket.socket, remote: str) -> None:
         self.sock = sock
+        # Lines are small and latency is what gossip measures: no Nagle delay.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # Who is at the other end, for logs: the socket's address until a
         # handshake names the node.
         self.remote = remote
@@ -65,6 +68,21 @@ class Connection:
     def send_bytes(self, data: bytes) -> None:
         with self._send_lock:
             self.sock.sendall(data)
+
+    def send_nowait(self, data: bytes) -> int:
+        """Send what the socket takes without blocking; the number of bytes sent.
+
+        0 when the socket buffer is full or another thread is sending.
+        Raises OSError when the connection is broken.
+        """
+        if not self._send_lock.acquire(blocking=False):
+            return 0
+        try:
+            return self.sock.send(data, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return 0
+        finally:
+            self._send_lock.release()
 
     def set_timeout(self, seconds: float | None) -> None:
         self.sock.settimeout(seconds)
