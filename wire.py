@@ -38,6 +38,11 @@ if TYPE_CHECKING:
 # past one machine's reach, while a 1 MB line is refused before it is kept.
 MAX_LINE_BYTES = 64 * 1024
 
+# Bytes asked of one ``recv``.  Each call allocates a buffer of this size
+# first, and a peer has a reader thread per link: a 64 KiB ask costs a hub
+# megabytes of peak memory, while a gossip line is ~250 bytes.
+RECV_BYTES = 8 * 1024
+
 # Digits of a message number: --gossip-count can be at most 10^9 - 1.
 MAX_NUMBER_DIGITS = 9
 # Digits of a degree in a peer list: no peer has a million neighbours.
@@ -644,7 +649,7 @@ class LineReader:
                 if remaining <= 0:
                     raise TimeoutError("timed out")
                 self._sock.settimeout(remaining)
-            chunk = self._sock.recv(self._max_line - len(self._buffer))
+            chunk = self._sock.recv(min(RECV_BYTES, self._max_line - len(self._buffer)))
             if not chunk:
                 if self._buffer:
                     raise ProtocolError(f"connection closed inside a line ({len(self._buffer)} bytes)")
