@@ -23,6 +23,7 @@ import sys
 from collections.abc import Callable
 
 from grading import DEFAULT_TOLERANCE, RULES, SETTINGS, Grading, Offence, UsageError, Verdict, grade
+from runlog import collector_paused
 
 PROG = "grader"
 DEFAULT_MAX_OFFENDERS = 10
@@ -106,14 +107,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     overrides = {name: getattr(args, name) for name in SETTINGS}
     try:
-        grading, verdicts = grade(args.logs, overrides, args.tolerance)
-        if args.json:
-            print(report_json(grading, verdicts, args.max_offenders))
-        else:
-            print(report_text(grading, verdicts, args.max_offenders, args.explain))
+        with collector_paused():  # returning frees the run before the collector runs again
+            return _grade_and_report(args, overrides)
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _grade_and_report(args: argparse.Namespace, overrides: dict[str, float | int | None]) -> int:
+    grading, verdicts = grade(args.logs, overrides, args.tolerance)
+    if args.json:
+        print(report_json(grading, verdicts, args.max_offenders))
+    else:
+        print(report_text(grading, verdicts, args.max_offenders, args.explain))
     return 0 if all(verdict.passed for verdict in verdicts) else 1
 
 

@@ -16,7 +16,6 @@ value.  This module judges; it prints nothing (grader.py does).
 from __future__ import annotations
 
 import bisect
-import gc
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -668,15 +667,9 @@ def grade(paths: list[str], overrides: dict[str, float | int | None] | None = No
                 pass
         except OSError as exc:
             raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-    # Millions of small objects and no cycles: the cyclic collector would only rescan them.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with runlog.collector_paused():
         run, files = runlog.read_logs(paths)
         if not run.events and not run.errors:
             raise UsageError(f"no log lines in {', '.join(paths)}")
         grading = Grading(run, files, overrides or {}, tolerance)
         return grading, [check(grading) for check in RULE_CHECKS]
-    finally:
-        if collecting:
-            gc.enable()

@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from wire import Address, ProtocolError
@@ -64,6 +64,10 @@ DEAD_NODE_DECISION = "DEAD_NODE_DECISION"  # dead=, reporter=, msg=, decision=, 
 REGISTER_REFUSED = "REGISTER_REFUSED"  # seed: peer=, reason=
 REMOVAL_NOTICE = "REMOVAL_NOTICE"  # seed: seed=, dead=, decision=, reason=
 GOSSIP_REJECTED = "GOSSIP_REJECTED"  # peer: msg=, origin=, from=, reason=
+# Added with overlay repair (peer.py, topology.py's Repair section)
+REPAIR = "REPAIR"  # peer, one per round: reason=, degree=, before=, target=, seeds=, rejoined=, opened=,
+#                    anchor=, complete=yes|no, next= (pause in seconds before the next round, or none)
+REJOINED = "REJOINED"  # peer: seed=, again=yes|no (registered during a repair with a seed that did not list it)
 
 _BARE = re.compile(r'[^\s"=]+')
 _FIELD = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|[^\s"=]+)(?: |$)')
@@ -95,21 +99,27 @@ def _format_second(whole: int) -> str:
     return datetime.fromtimestamp(whole, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class LogEvent:
-    """One parsed log line."""
+    """One parsed log line.
+
+    Read-only by convention rather than frozen: a 500-peer run logs 2.5
+    million lines, and a frozen dataclass costs five times as much to build
+    (``object.__setattr__`` per field), which was a fifth of reading the log.
+    """
 
     line: int
-    time: datetime
+    timestamp: float  # seconds since the epoch, exactly the line's microseconds
     role: str
     node: Address
     event: str
     fields: dict[str, str] = field(default_factory=dict)
 
     @property
-    def timestamp(self) -> float:
-        """Seconds since the epoch."""
-        return self.time.timestamp()
+    def time(self) -> datetime:
+        """The line's time, UTC.  Exact to the microsecond from 1700 to 2240, where a float
+        of seconds holds microseconds (and so where format_time can write them)."""
+        return datetime.fromtimestamp(self.timestamp, timezone.utc)
 
     def address(self, key: str) -> Address:
         """A field holding ``IP:port``, as an :class:`Address`."""
@@ -126,6 +136,30 @@ class ParsedLog:
     errors: list[tuple[int, str, str]]
 
 
+# Reading is the cost of every tool on a big run (2.5 million lines for 500
+# peers), so parse_line takes shortcuts that give exactly what the full
+# checks give, and falls back on those checks whenever a shortcut does not apply.
+
+_SECOND = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+# "YYYY-MM-DDTHH:MM:SS." -> that second in microseconds since the epoch: a log
+# holds many lines a second.  Emptied when full, so any log reads in bounded memory.
+_second_starts: dict[str, int] = {}
+_SECONDS_KEPT = 1 << 16
+_ROLES = {role: role for role in ROLES}  # the one copy of each role every event shares
+# Event names already checked, each kept as one string every event shares;
+# bounded like _second_starts (a damaged log may hold any number of names).
+_event_names: dict[str, str] = {}
+_NAMES_KEPT = 4096
+_nodes: dict[str, Address] = {}  # node texts already read, as Address.parse gives them
+_NODES_KEPT = 1 << 16
+# Event name -> (field names, pattern) of its latest line whose values are all
+# bare: lines of one event nearly always carry the same fields in the same order,
+# and one match of that pattern reads them all (and the names are shared).
+_shapes: dict[str, tuple[tuple[str, ...], re.Pattern[str]]] = {}
+
+
 def _parse_time(text: str) -> datetime:
     # fromisoformat is ~20x faster than strptime; it takes exactly what format_time writes.
     if len(text) == 27 and text[10] == "T" and text[19] == "." and text[26] == "Z":
@@ -139,22 +173,65 @@ def _parse_time(text: str) -> datetime:
         raise LogFormatError(f"bad time {text[:40]!r}") from None
 
 
-def parse_line(text: str, number: int = 0) -> LogEvent:
-    """One line into a :class:`LogEvent`; :class:`LogFormatError` if malformed."""
-    parts = text.rstrip("\n").split(" ", 4)
-    if len(parts) < 4:
-        raise LogFormatError("expected '<time> <role> <IP:port> <EVENT> ...'")
-    time_text, role, node_text, event = parts[:4]
-    time = _parse_time(time_text)
-    if role not in ROLES:
-        raise LogFormatError(f"bad role {role[:20]!r}")
+def _timestamp(text: str) -> float:
+    """Seconds since the epoch of a line's time, as ``_parse_time(text).timestamp()``."""
+    if text[26:] == "Z":  # and so exactly 27 characters
+        second = text[:20]
+        start = _second_starts.get(second)
+        if start is None:
+            start = _second_start(second)
+        fraction = text[20:26]
+        if start is not None and fraction.isascii() and fraction.isdigit():
+            # Whole microseconds divided once: the same float datetime.timestamp() gives.
+            return (start + int(fraction)) / 1_000_000
+    return _parse_time(text).timestamp()
+
+
+def _second_start(second: str) -> int | None:
+    if not _SECOND.fullmatch(second):
+        return None  # some other form _parse_time may still take
     try:
-        node = Address.parse(node_text)
-    except ProtocolError as exc:
-        raise LogFormatError(f"bad node address: {exc}") from None
-    if not event.isascii() or not event.isupper() or not event.replace("_", "").isalpha():
-        raise LogFormatError(f"bad event name {event[:40]!r}")
-    rest = parts[4] if len(parts) == 5 else ""
+        start = (datetime.fromisoformat(second[:19]).replace(tzinfo=timezone.utc) - _EPOCH) // _MICROSECOND
+    except ValueError:
+        return None
+    if len(_second_starts) >= _SECONDS_KEPT:
+        _second_starts.clear()
+    _second_starts[second] = start
+    return start
+
+
+def _event_name(text: str) -> str:
+    name = _event_names.get(text)
+    if name is None:
+        if not text.isascii() or not text.isupper() or not text.replace("_", "").isalpha():
+            raise LogFormatError(f"bad event name {text[:40]!r}")
+        name = text
+        if len(_event_names) < _NAMES_KEPT:
+            _event_names[name] = name
+    return name
+
+
+def _parse_fields(event: str, rest: str) -> dict[str, str]:
+    shape = _shapes.get(event)
+    if shape is not None and rest.isascii():
+        match = shape[1].fullmatch(rest)
+        if match is not None:
+            return match.groupdict()
+    fields = _parse_fields_exactly(rest)
+    if fields and '"' not in rest and (shape is None or shape[0] != tuple(fields)) and (
+            shape is not None or len(_shapes) < _NAMES_KEPT):
+        names = tuple(fields)
+        # _FIELD's grammar for these names in this order, values bare, each value a
+        # group named as its field (names are identifiers); \s spelt out as ASCII's
+        # white space (the pattern reads ASCII text only), which sre checks as a
+        # bitmap, faster than the Unicode category.
+        value = '[^ \t\n\r\x0b\x0c\x1c-\x1f"=]+'
+        _shapes[event] = (names, re.compile(" ".join(f"{name}=(?P<{name}>{value})" for name in names) + " ?"))
+    return fields
+
+
+def _parse_fields_exactly(rest: str) -> dict[str, str]:
+    """``key=value ...`` by the format's grammar, field by field: the reference the shortcuts match."""
     fields: dict[str, str] = {}
     position = 0
     while position < len(rest):
@@ -169,18 +246,53 @@ def parse_line(text: str, number: int = 0) -> LogEvent:
         except ValueError:
             raise LogFormatError(f"bad quoted value for {key!r}") from None
         position = match.end()
-    return LogEvent(number, time, role, node, event, fields)
+    return fields
+
+
+def parse_line(text: str, number: int = 0) -> LogEvent:
+    """One line into a :class:`LogEvent`; :class:`LogFormatError` if malformed."""
+    parts = text.rstrip("\n").split(" ", 4)
+    if len(parts) < 4:
+        raise LogFormatError("expected '<time> <role> <IP:port> <EVENT> ...'")
+    time_text = parts[0]
+    start = _second_starts.get(time_text[:20])
+    fraction = time_text[20:26]
+    if start is not None and time_text[26:] == "Z" and fraction.isascii() and fraction.isdigit():
+        timestamp = (start + int(fraction)) / 1_000_000  # _timestamp's shortcut, inline
+    else:
+        timestamp = _timestamp(time_text)
+    role = _ROLES.get(parts[1])
+    if role is None:
+        raise LogFormatError(f"bad role {parts[1][:20]!r}")
+    node = _nodes.get(parts[2])
+    if node is None:
+        node = _node(parts[2])
+    event = _event_names.get(parts[3]) or _event_name(parts[3])
+    fields = _parse_fields(event, parts[4]) if len(parts) == 5 and parts[4] else {}
+    return LogEvent(number, timestamp, role, node, event, fields)
+
+
+def _node(text: str) -> Address:
+    try:
+        node = Address.parse(text)
+    except ProtocolError as exc:
+        raise LogFormatError(f"bad node address: {exc}") from None
+    if len(_nodes) >= _NODES_KEPT:
+        _nodes.clear()
+    _nodes[text] = node
+    return node
 
 
 def parse_lines(lines: Iterable[str]) -> ParsedLog:
     result = ParsedLog([], [])
+    add_event, add_error = result.events.append, result.errors.append
     for number, text in enumerate(lines, start=1):
-        if not text.strip():
+        if not text or text.isspace():
             continue
         try:
-            result.events.append(parse_line(text, number))
+            add_event(parse_line(text, number))
         except LogFormatError as exc:
-            result.errors.append((number, str(exc), text.rstrip("\n")))
+            add_error((number, str(exc), text.rstrip("\n")))
     return result
 
 

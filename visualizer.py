@@ -99,6 +99,11 @@ def _positive(text: str) -> float:
 
 
 def once(args: argparse.Namespace) -> int:
+    with runlog.collector_paused():  # returning frees the run before the collector runs again
+        return _once(args)
+
+
+def _once(args: argparse.Namespace) -> int:
     run = load(args.log)
     report_errors(args.log, run.errors)
     check_has_peers(args.log, run)

@@ -4,6 +4,7 @@ concurrent writers (threads and processes) never interleave inside a line."""
 from __future__ import annotations
 
 import itertools
+import random
 import subprocess
 import sys
 import textwrap
@@ -348,3 +349,95 @@ def test_concurrent_processes_write_intact_lines(tmp_path):
                 process.wait()
             process.stdout.close()
     check_intact(path, {w: w for w in writers}, lines_each)
+
+
+# --- Shortcuts give what the full checks give ---------------------------------------------
+
+# Characters that each matter to the grammar: separators, quotes, escapes, white
+# space that is not a space (ASCII and not), and ordinary text.
+FIELD_ALPHABET = [" ", "=", '"', "\\", "\t", "\r", "\x0b", "\x1c", "\x1f", "\x00", "\xa0", "\u2028", "\u3000",
+                  "\u00e9", "x", "9", ":", ".", "_"]
+
+
+def _fields_or_error(parse, text: str) -> dict[str, str] | str:
+    try:
+        return parse(text)
+    except logformat.LogFormatError as exc:
+        return f"error: {exc}"
+
+
+def _tricky_rests() -> list[tuple[tuple[str, ...], str]]:
+    """(field names, the text after the event name): near-misses of ``a=1 b=2 c=3``."""
+    rng = random.Random(7)
+    cases = [(("a", "b"), rest) for rest in [
+        "a=1 b=2", "a=1 b=2 ", "a=1 b=2  ", "a=1  b=2", " a=1 b=2", "a=1 b=", "a= b=2", "a=1 b=2=3", "a=1=2 b",
+        "a=1 b=2\t", "a=1\tb=2", "a=1 b=\xa02", "a=1 b=2\xa0", 'a=1 b="2"', 'a=1 b="2 3"', "a=1 b=2 c=3",
+        "a=1", "b=2 a=1", "a=1 a=2", "a=1 B=2", "a=1 b=é", "a=1 b=2\u2028", "a=1 b=\x00", "a=1 b=\x1c",
+        "a=1 b=2\n", "a=1 b=2\nc=3", "a=1 b=2\r",
+    ]]
+    for _ in range(2000):
+        names = tuple(rng.sample("abc", rng.randint(1, 3)))
+        values = ["".join(rng.choices(FIELD_ALPHABET, k=rng.randint(0, 4))) for _ in names]
+        rest = " ".join(f"{name}={value}" for name, value in zip(names, values, strict=True))
+        if rng.random() < 0.2:  # and now and then a character anywhere
+            spot = rng.randrange(len(rest) + 1)
+            rest = rest[:spot] + rng.choice(FIELD_ALPHABET) + rest[spot:]
+        cases.append((names, rest))
+    return cases
+
+
+def test_fields_shortcut_reads_exactly_as_the_grammar():
+    # After one plain line of an event, its next lines are read by a pattern of
+    # that line's fields; every line must still read as the grammar reads it.
+    for number, (names, rest) in enumerate(_tricky_rests()):
+        event = f"SHAPE_{'ABCDEFG'[number % 7]}"  # names shared by several cases, as a log's events are
+        teach = " ".join(f"{name}=v{index}" for index, name in enumerate(names))
+        assert parse_line(f"{GOOD_PREFIX} {event} {teach}").fields == {
+            name: f"v{index}" for index, name in enumerate(names)}
+        line = f"{GOOD_PREFIX} {event} {rest}"
+        got = _fields_or_error(lambda text: parse_line(text).fields, line)
+        expected = _fields_or_error(logformat._parse_fields_exactly, line.split(" ", 4)[4].rstrip("\n"))
+        assert got == expected, repr(rest)
+        if isinstance(got, dict):
+            assert list(got) == list(expected), repr(rest)  # and in the same order
+
+
+TRICKY_TIMES = [
+    "2024-11-24T00:00:00.000000Z", "2024-11-24T00:00:00.999999Z", "2024-11-24T23:59:59.999999Z",
+    "1970-01-01T00:00:00.000000Z", "1969-12-31T23:59:59.999999Z", "2000-02-29T12:00:00.000001Z",
+    "2099-12-31T23:59:59.500000Z", "0001-01-01T00:00:00.000000Z",  # (a float holds no microseconds in year 1)
+    "2024-1-5T0:0:0.5Z",  # strptime's lenient form: the slow path
+    "2024-11-24T00:00:00.1234567Z", "2024-11-24T00:00:00.12345Z", "2024-11-24T00:00:00.12345xZ",
+    "2024-11-24T00:00:00.+12345Z", "2024-11-24T00:00:00.1_2345Z", "2024-11-24T00:00:00. 12345Z",
+    "2024-11-24T00:00:00.\u0661\u0662\u0663\u0664\u0665\u0666Z", "2024-11-24T00:00:60.000000Z",
+    "2024-02-30T00:00:00.000000Z", "2024-W47-1T00:00:00.000000Z", "2024-11-24T00:00:00,000000Z",
+    "2024-11-24 00:00:00.000000Z", "2024-11-24T00:00:00.000000z",
+]
+
+
+@pytest.mark.parametrize("text", TRICKY_TIMES)
+def test_time_shortcut_reads_exactly_as_datetime(text):
+    # What the reader gave before the shortcut: the datetime, and its timestamp().
+    try:
+        expected = logformat._parse_time(text)
+    except logformat.LogFormatError:
+        expected = None
+    for _ in range(2):  # the second read of a second comes from the cache
+        try:
+            event = parse_line(f"{text} peer 127.0.0.1:9000 STOPPED")
+        except logformat.LogFormatError:
+            assert expected is None
+            continue
+        assert expected is not None
+        assert event.timestamp == expected.timestamp()
+        assert event.time == expected
+
+
+def test_time_shortcut_is_exact_to_the_microsecond():
+    rng = random.Random(3)
+    for _ in range(20_000):
+        micros = rng.randrange(0, 4_102_444_800 * 1_000_000)  # up to 2100
+        text = format_time(micros / 1_000_000)
+        event = parse_line(f"{text} peer 127.0.0.1:9000 STOPPED")
+        expected = logformat._parse_time(text)
+        assert (event.timestamp, event.time) == (expected.timestamp(), expected), text

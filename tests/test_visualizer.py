@@ -151,6 +151,26 @@ def test_hop_counts_skip_broken_chains():
     assert runlog.Run(events).hop_counts() == {(origin, "1.0:127.0.0.1:1"): {origin: 0, a: 1, b: 2}}
 
 
+def test_receipts_with_a_bad_sender_or_origin():
+    # A first receipt whose from= is not an address is an error and no receipt; a
+    # duplicate's from= is not read; each text is judged alone, whatever came before.
+    origin, a, b = (peer_address(i) for i in range(3))
+    lines = [(a, origin, "nowhere"), (a, origin, origin), (a, origin, "nowhere"), (b, origin, "nowhere"),
+             (b, "nowhere", origin), (b, origin, a), (b, origin, None), (a, origin, "127.0.0.1:0")]
+    events = [logformat.parse_line(f"{logformat.format_time(1e9 + i)} peer {peer} GOSSIP_RECEIVED "
+                                   f"msg=1.0:127.0.0.1:1 origin={origin_text}"
+                                   + ("" if sender is None else f" from={sender}"), i + 1)
+              for i, (peer, origin_text, sender) in enumerate(lines)]
+    run = runlog.Run(events)
+    key = (origin, "1.0:127.0.0.1:1")
+    assert list(run.receipts) == [key]
+    assert run.receipts[key] == {a: runlog.Receipt(a, origin, 1e9 + 1, 2), b: runlog.Receipt(b, a, 1e9 + 5, 6)}
+    assert [event.line for event in run.duplicates] == [3, 7, 8]
+    assert [(line, reason.split(":")[0]) for line, reason, _ in run.errors] == [
+        (1, "bad GOSSIP_RECEIVED line"), (4, "bad GOSSIP_RECEIVED line"), (5, "bad GOSSIP_RECEIVED line")]
+    assert "field 'from'" in run.errors[0][1] and "field 'origin'" in run.errors[2][1]
+
+
 def test_large_preferential_graph_exponent(tmp_path):
     count = 1000
     edges = topology.grow(count, topology.PREFERENTIAL, random.Random(3))
