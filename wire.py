@@ -89,6 +89,16 @@ class Address:
             raise ProtocolError(f"{self.ip!r} is not in canonical dotted form")
         if type(self.port) is not int or not 1 <= self.port <= 65535:
             raise ProtocolError(f"{self.port!r} is not a port (1-65535)")
+        # Addresses key every table of a node and of a log reader (tens of
+        # millions of lookups for a big log): hash once, not per lookup.
+        object.__setattr__(self, "_hash", hash((self.ip, self.port)))
+
+    def __hash__(self) -> int:
+        return self._hash  # type: ignore[attr-defined, no-any-return]
+
+    def __reduce__(self) -> tuple[type[Address], tuple[str, int]]:
+        # Rebuilt, not restored: string hashes differ between processes.
+        return Address, (self.ip, self.port)
 
     @classmethod
     def parse(cls, text: str) -> Address:
