@@ -64,6 +64,12 @@ SEND_QUEUE_LINES = 50_000
 # checks it (all of them if it has fewer): one liar is never enough.
 CONFIRMATIONS = 2
 
+# Silent neighbours of an accused peer a seed checks itself before it stops
+# waiting for their reports (seed.Seed.reconsider): only when every one of
+# them is accused too, as when neighbours die together.  Each check can take
+# two probe timeouts; past this many, the seed waits for reports instead.
+MAX_SILENT_PROBES = 4
+
 # Registrations a seed checks at once.  Each holds a thread while the seed
 # asks the registering address to prove it holds its key (up to two probe
 # timeouts); past this, registrations are refused as busy and peers retry.
@@ -86,6 +92,18 @@ KEY_LOOKUP_BACKOFF = 0.5
 # within seconds (3.5 s of pauses, plus connect timeouts of silent hosts).
 REGISTER_ATTEMPTS = 4
 REGISTER_BACKOFF = 0.5
+
+# Overlay repair (peer.py, topology.RepairSchedule).  Dials one repair round
+# may make: refused connects cost little, but a hung or cut-off peer holds a
+# dial for up to two CONNECT_TIMEOUTs, so a round stays under a minute even
+# when every candidate is silent.  A round that falls short is retried.
+REPAIR_DIALS = 8
+# Longest pause between two repair rounds that fall short (seeds unreachable,
+# or a listed peer that cannot be reached yet), in repair intervals: pauses
+# double from one interval up to this.  Bounds how long a peer cut off by a
+# partition takes to reconnect once the partition heals, and how often a peer
+# that cannot finish its repair asks the seeds (once per this many intervals).
+REPAIR_BACKOFF_CAP = 4
 
 # --- Defaults (the report's numbers) ------------------------------------------
 
@@ -112,6 +130,21 @@ class PeerSettings:
     # Sign gossip, link and dead-node reports with Ed25519 and verify what
     # arrives (auth.py).  Off runs the report's plain format.
     auth: bool = True
+    # Overlay repair: when a link is lost, ask the seeds for fresh lists and
+    # open new links (rejoining the seeds that removed this peer).  Off keeps
+    # the report's behaviour: lost links are not replaced.
+    repair: bool = True
+    # Seconds between repair rounds while a repair is under way (doubling up
+    # to REPAIR_BACKOFF_CAP times this while rounds fall short); None means
+    # the ping interval, the pace at which losses are detected anyway.
+    # Shorter reconnects sooner after a partition heals and asks the seeds
+    # more often while it lasts.
+    repair_interval: float | None = None
+
+    @property
+    def repair_period(self) -> float:
+        """The repair interval in effect: ``repair_interval``, else the ping interval."""
+        return self.repair_interval if self.repair_interval is not None else self.ping_interval
 
 
 @dataclass(frozen=True)

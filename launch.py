@@ -85,17 +85,21 @@ class NodeProcess:
         return f"{self.role}{where} (pid {self.pid})"
 
 
-def spawn(role: str, args: Iterable[str], stderr_path: str | Path, cwd: str | Path | None = None) -> NodeProcess:
+def spawn(role: str, args: Iterable[str], stderr_path: str | Path, cwd: str | Path | None = None,
+          prefix: Sequence[str] = ()) -> NodeProcess:
     """Start ``<role>.py ARGS`` as its own process; its stderr goes to ``stderr_path``.
 
     The node gets no terminal input and its console output is discarded: it
     should be given ``--quiet`` and a ``--log`` file, which is where it speaks.
+    ``prefix`` runs the node through a wrapper command, such as
+    ``ip netns exec NS`` (lab.py); the wrapper must exec the interpreter in its
+    own process, so that the pid in the STARTED line is the one spawned here.
     """
     stderr_path = Path(stderr_path)
     spawned = time.time()
     with open(stderr_path, "wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / f"{role}.py"), *args],
+            [*prefix, sys.executable, str(ROOT / f"{role}.py"), *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, cwd=cwd,
             start_new_session=True,
         )

@@ -3,6 +3,7 @@
     python peer.py IP PORT [--config FILE] [--log FILE] [--gossip-interval 5]
                    [--gossip-count 10] [--ping-interval 13] [--ping-misses 3]
                    [--degree-model preferential|report] [--rng-seed N]
+                   [--repair-interval S] [--no-repair]
 
 Joining: register with a random majority of the seeds, take the union of the
 peer lists they return, and open links chosen by topology.py.  A link is one
@@ -20,8 +21,22 @@ and a key this peer lacks (an origin that joined later) is fetched from the
 seeds while the message waits.  A neighbour that sends a message whose
 signature fails is cut off: honest peers never forward one.
 
+Repair (on by default; ``--no-repair`` turns it off).  When a link is lost
+(the neighbour is reported dead, cut off, or closed the connection and cannot
+be dialled again), the peer asks a majority of the seeds for their current
+lists (GET_PEERS), registers again with any that no longer list it (it was
+removed, for instance while it was hung or cut off), and opens links as
+topology.py's Repair section decides: to the smallest listed peer (the
+anchor, which keeps the live overlay connected), into each list, and up to
+its join target.  Rounds repeat on topology.RepairSchedule while they fall
+short.  A neighbour that closes a link this peer still holds is dialled
+again at once and then every ping interval, until a new link replaces the
+old one or the liveness rule removes it: so a peer that comes back after its
+neighbours reported it dead links to them again instead of reporting them.
+
 Decisions are made by gossip.py (ML and forwarding), liveness.py (missed
-pings) and topology.py (whom to link to); this module wires them to sockets.
+pings) and topology.py (whom to link to, when to repair); this module wires
+them to sockets.
 """
 
 from __future__ import annotations
@@ -49,6 +64,8 @@ from config import (
     REGISTER_ATTEMPTS,
     REGISTER_BACKOFF,
     REGISTER_TIMEOUT,
+    REPAIR_BACKOFF_CAP,
+    REPAIR_DIALS,
     SEED_IDLE_TIMEOUT,
     SEED_REPORT_TIMEOUT,
     SEND_QUEUE_LINES,
@@ -79,6 +96,7 @@ from wire import (
     LivenessRequest,
     Message,
     PeerList,
+    PeerListRequest,
     ProtocolError,
     Register,
     encode,
@@ -86,6 +104,15 @@ from wire import (
 
 # Lines a writer sends in one system call when its queue has a backlog.
 WRITE_BATCH = 64
+
+# How a dial ended (Peer._link_to).  REFUSED: something answered and declined
+# (an ERROR, or a close without a word): alive, but not to be linked to now.
+# UNREACHABLE: no connection, or no answer in time: dead, hung or cut off.
+LINKED, REFUSED, UNREACHABLE = "linked", "refused", "unreachable"
+
+# A seed's answer to a LINK report from a peer it does not list (seed.Seed.vet):
+# the seed removed this peer, which must register there again.
+NOT_LISTED = "reporter is not a registered live peer here"
 
 
 class Link:
@@ -183,6 +210,16 @@ class Peer:
         self.message_list: MessageList[GossipMessage, Address] = MessageList()
         self.links: dict[Address, Link] = {}
         self.registered_seeds: list[Address] = []
+        # Links this peer aims for (topology.join_target, drawn when it joins).
+        self.target = 0
+        # For each seed, the peers its reply to this peer's (latest)
+        # registration listed: those registered there earlier.  Repair keeps a
+        # link into each (topology.py, Repair), as the join did.  A neighbour
+        # reported dead leaves them: if it comes back, it registers anew, after
+        # this peer.
+        self._join_lists: dict[Address, set[Address]] = {}
+        self._repair_wanted = threading.Event()
+        self._repair_reasons: list[str] = []  # why, since the last round (a few)
         # This peer's key pair; None runs the report's plain format.
         self.identity = identity if identity is not None or not settings.auth else auth.Identity()
         # Public keys of other peers as the seeds bound them: every key an
@@ -194,10 +231,12 @@ class Peer:
         self._keys_wanted = threading.Event()
         self.rejected = 0  # gossip messages dropped as unverifiable
         self._dialing: set[Address] = set()
-        # Guards links, _dialing, message_list, keys, _unverified and every link's liveness.
+        # Guards links, _dialing, message_list, keys, _unverified, registered_seeds,
+        # _join_lists, _repair_reasons and every link's liveness.
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
-        self._to_seeds: queue.Queue[tuple[str, Message] | None] = queue.Queue()
+        # (audience, report): audience "all" (the config), "registered", or a tuple of seeds.
+        self._to_seeds: queue.Queue[tuple[str | tuple[Address, ...], Message] | None] = queue.Queue()
         server.handler = self.handle
 
     # --- Joining -------------------------------------------------------------------
@@ -205,12 +244,16 @@ class Peer:
     def join(self) -> None:
         """Register, link to neighbours, then start gossip and liveness checks."""
         lists = self.register()
+        with self._lock:
+            self._join_lists = {seed: set(peers) for seed, peers in lists.items()}
         self._start(self._seed_report_loop, "seed reports")
         if self.identity is not None:
             self._start(self._key_lookup_loop, "key lookup")
         self.connect(lists)
         self._start(self._gossip_loop, "gossip")
         self._start(self._ping_loop, "liveness")
+        if self.settings.repair:
+            self._start(self._repair_loop, "repair")
 
     def register(self) -> dict[Address, dict[Address, int]]:
         """Register with a random majority of the seeds; their peer lists by seed.
@@ -226,20 +269,10 @@ class Peer:
             for seed in list(pending):
                 if len(lists) == need or self.stopped.is_set():
                     break
-                try:
-                    reply = transport.request(seed, Register(self.address, self._key()), timeout=REGISTER_TIMEOUT)
-                    if not isinstance(reply, PeerList):
-                        raise ProtocolError(f"expected PEER_LIST, got {reply.encode()[:100]!r}")
-                except (OSError, ProtocolError) as exc:
-                    self.log.event(logformat.REGISTER_FAILED, seed=seed, attempt=attempt + 1,
-                                   reason=describe(exc))
-                    continue
-                pending.remove(seed)
-                lists[seed] = {address: degree for address, degree in reply.peers if address != self.address}
-                with self._lock:
-                    self._learn(reply.keys.items())
-                self.log.event(logformat.REGISTERED, seed=seed)
-                self.log.event(logformat.PEER_LIST, seed=seed, peers=",".join(map(str, lists[seed])))
+                peers = self._register_at(seed, attempt + 1)
+                if peers is not None:
+                    pending.remove(seed)
+                    lists[seed] = peers
             if len(lists) == need or attempt == REGISTER_ATTEMPTS - 1:
                 break
             if self.stopped.wait(REGISTER_BACKOFF * 2 ** attempt):
@@ -253,10 +286,26 @@ class Peer:
         self.log.event(logformat.PEER_LIST_UNION, count=len(union), peers=",".join(map(str, union)))
         return lists
 
+    def _register_at(self, seed: Address, attempt: int) -> dict[Address, int] | None:
+        """Register with one seed; its peer list (peer -> degree, without this peer), or None if it failed."""
+        try:
+            reply = transport.request(seed, Register(self.address, self._key()), timeout=REGISTER_TIMEOUT)
+            if not isinstance(reply, PeerList):
+                raise ProtocolError(f"expected PEER_LIST, got {reply.encode()[:100]!r}")
+        except (OSError, ProtocolError) as exc:
+            self.log.event(logformat.REGISTER_FAILED, seed=seed, attempt=attempt, reason=describe(exc))
+            return None
+        peers = {address: degree for address, degree in reply.peers if address != self.address}
+        with self._lock:
+            self._learn(reply.keys.items())
+        self.log.event(logformat.REGISTERED, seed=seed)
+        self.log.event(logformat.PEER_LIST, seed=seed, peers=",".join(map(str, peers)))
+        return peers
+
     def connect(self, lists: dict[Address, dict[Address, int]]) -> None:
         """Open links as topology.py chooses, replacing peers that cannot be reached."""
         seed_lists = list(lists.values())
-        target = topology.join_target(self.settings.degree_model, self.rng)
+        target = self.target = topology.join_target(self.settings.degree_model, self.rng)
         unreachable: set[Address] = set()
         while not self.stopped.is_set():
             with self._lock:
@@ -271,9 +320,13 @@ class Peer:
 
     def dial(self, neighbour: Address) -> bool:
         """Open a link to ``neighbour``; True if a link to it exists afterwards."""
+        return self._link_to(neighbour) == LINKED
+
+    def _link_to(self, neighbour: Address) -> str:
+        """Open a link to ``neighbour``: LINKED (a link exists afterwards), REFUSED or UNREACHABLE."""
         with self._lock:
             if self._linked(neighbour):
-                return True
+                return LINKED
             self._dialing.add(neighbour)
         try:
             conn = Connection.open(neighbour)
@@ -281,11 +334,14 @@ class Peer:
             self.log.event(logformat.LINK_CLOSED, neighbour=neighbour,
                            reason=f"cannot connect: {describe(exc)}")
             self._forget_dial(neighbour)
-            return False
+            return UNREACHABLE
+        outcome = REFUSED
         try:
             conn.send(Hello(self.address))
             reply = conn.read()
-        except (OSError, ProtocolError) as exc:
+        except OSError as exc:  # reset, or no answer in time (a hung peer's kernel still accepts)
+            reply, outcome = Error(describe(exc)), UNREACHABLE
+        except ProtocolError as exc:
             reply = Error(describe(exc))
         if isinstance(reply, Hello) and reply.peer == neighbour:
             link = self._open_link(neighbour, conn, initiator=True)
@@ -293,15 +349,18 @@ class Peer:
                 self._start(lambda: transport.guarded(conn, lambda _: self._serve_link(link), self.log,
                                                       self.stopped), f"read {neighbour}")
                 self._forget_dial(neighbour)
-                return True
+                return LINKED
         conn.close()
         with self._lock:
             self._dialing.discard(neighbour)
             if self._linked(neighbour):  # it dialled us meanwhile; that link stands
-                return True
-        reason = reply.reason if isinstance(reply, Error) else f"unexpected reply {reply!r}"
+                return LINKED
+        if reply is None:
+            reason = "closed without a reply"
+        else:
+            reason = reply.reason if isinstance(reply, Error) else f"unexpected reply {reply!r}"
         self.log.event(logformat.LINK_CLOSED, neighbour=neighbour, reason=f"refused: {reason}")
-        return False
+        return outcome
 
     def _forget_dial(self, neighbour: Address) -> None:
         with self._lock:
@@ -373,6 +432,7 @@ class Peer:
 
     def _serve_link(self, link: Link) -> None:
         """Read a neighbour's lines until the connection ends."""
+        ended = "closed by neighbour"
         try:
             while (message := link.conn.read()) is not None:
                 with self._lock:  # any line is a sign of life, a reply or not
@@ -386,14 +446,55 @@ class Peer:
         except ProtocolError as exc:
             # A misbehaving neighbour is cut off, not reported dead: it is alive.
             # guarded() then answers ERROR and closes the connection.
-            self._remove_link(link)
+            removed = self._remove_link(link)
             link.stop_writer()
             self.log.event(logformat.LINK_CLOSED, neighbour=link.neighbour,
                            reason=f"bad input: {describe(exc)}")
+            if removed:
+                self._want_repair(f"cut off {link.neighbour}")
             raise
-        if not self.stopped.is_set() and not link.conn.closed:
-            # Kept in the table: the liveness rule decides whether it is dead.
-            self.log.event(logformat.LINK_CLOSED, neighbour=link.neighbour, reason="closed by neighbour")
+        except OSError as exc:  # reset by the other end, for one: that is no bad input
+            ended = f"connection error: {describe(exc)}"
+        if self.stopped.is_set():
+            return
+        with self._lock:
+            # Under the lock, so that a new link replacing this one is logged after this line.
+            current = self.links.get(link.neighbour) is link
+            if current:
+                # Kept in the table: the liveness rule decides whether it is dead.  (Closed but
+                # current: a send failed, or the neighbour fell too far behind, see Link.send.)
+                self.log.event(logformat.LINK_CLOSED, neighbour=link.neighbour,
+                               reason="send failed" if link.conn.closed else ended)
+            redial = current and self.settings.repair
+        link.conn.close()
+        if redial:
+            self._start(lambda: self._redial(link), f"redial {link.neighbour}")
+
+    def _redial(self, link: Link) -> None:
+        """Dial again a neighbour whose connection ended while its link was still in the table.
+
+        The connection of a crashed peer ends, but so does that of a live
+        neighbour that reported this peer dead (this peer was hung or cut off)
+        and closed the link: dialling tells them apart.  If the neighbour
+        answers, the new link replaces this one and nothing is reported.  If
+        not, the loss asks for a repair round, and the dial is tried again
+        every ping interval (a neighbour restarting on the same address comes
+        back) until the liveness rule removes the link.  So a revived peer
+        does not report its live former neighbours, and a crashed neighbour
+        is still reported on the rule's timing.
+        """
+        lost = False
+        while not self.stopped.is_set():
+            with self._lock:
+                if self.links.get(link.neighbour) is not link:
+                    return  # replaced by a new link, or removed by the liveness rule
+            if self.dial(link.neighbour):
+                return
+            if not lost:
+                lost = True
+                self._want_repair(f"lost link to {link.neighbour}")
+            if self.stopped.wait(self.settings.ping_interval):
+                return
 
     def _linked(self, neighbour: Address) -> bool:
         """A working link to ``neighbour`` exists.  Call with the lock held."""
@@ -544,6 +645,7 @@ class Peer:
         if link is not None and self._remove_link(link):
             link.close()
             self.log.event(logformat.LINK_CLOSED, neighbour=neighbour, reason=reason)
+            self._want_repair(f"cut off {neighbour}")
 
     def on_gossip(self, message: GossipMessage, sender: Address | None) -> None:
         """A message arrived (or was created, sender None): record it, pass it on."""
@@ -585,9 +687,171 @@ class Peer:
         if not self._remove_link(link):
             return  # replaced by a new link meanwhile: the neighbour is back
         link.close()
+        with self._lock:
+            for members in self._join_lists.values():
+                members.discard(link.neighbour)
         report = self._sign(DeadNodeReport(link.neighbour, self._timestamp(), self.address))
         self.log.event(logformat.DEAD_NODE_REPORTED, dead=link.neighbour, msg=report.text)
         self._to_seeds.put(("all", report))
+        self._want_repair(f"reported {link.neighbour} dead")
+
+    # --- Repair ----------------------------------------------------------------------
+
+    def _want_repair(self, reason: str) -> None:
+        """A link was lost (or a seed no longer lists this peer): ask the repair loop for a round."""
+        if not self.settings.repair:
+            return
+        with self._lock:
+            if len(self._repair_reasons) < 4 and reason not in self._repair_reasons:
+                self._repair_reasons.append(reason)
+        self._repair_wanted.set()
+
+    def _repair_loop(self) -> None:
+        """Run repair rounds when links are lost, paced by topology.RepairSchedule."""
+        schedule = topology.RepairSchedule(self.settings.repair_period, REPAIR_BACKOFF_CAP)
+        while True:
+            self._repair_wanted.wait(schedule.wait(time.monotonic()))
+            if self.stopped.is_set():
+                return
+            if self._repair_wanted.is_set():
+                self._repair_wanted.clear()
+                schedule.lost(time.monotonic())
+            if schedule.wait(time.monotonic()) != 0:
+                continue  # woken early: the pace allows no round yet
+            with self._lock:
+                reasons, self._repair_reasons = self._repair_reasons, []
+            # With no loss since the last round: a retry of one that fell short, or a confirmation.
+            reason = "; ".join(reasons) or ("retry" if schedule.shortfalls else "confirm")
+            outcome = self._repair(reason)
+            if self.stopped.is_set():
+                return
+            complete, changed = outcome.pop("complete"), outcome.pop("changed")
+            schedule.finished(time.monotonic(), complete, changed)
+            self.log.event(logformat.REPAIR, **outcome, complete="yes" if complete else "no",
+                           next="none" if schedule.pause is None else f"{schedule.pause:g}")
+
+    def _repair(self, reason: str) -> dict[str, object]:
+        """One repair round: fresh lists, registering again where removed, then anchor, cover and fill.
+
+        Returns the round's facts for the REPAIR line, with ``complete`` (nothing
+        fell short) and ``changed`` (links opened or registrations made).
+        """
+        need = len(self.seeds) // 2 + 1
+        lists, rejoined = self._refresh_lists(need)
+        listed: dict[Address, int] = {}
+        for peers in lists.values():
+            for address, degree in peers.items():
+                listed[address] = max(degree, listed.get(address, 0))
+        with self._lock:
+            working = self._working()
+            before = len(working)
+            # A closed link still in the table has its own redial; the liveness rule decides it.
+            unreachable = set(self.links) - working
+            cover = [{peer: listed[peer] for peer in members if peer in listed}
+                     for members in self._join_lists.values()]
+        refused: set[Address] = set()
+        dials = REPAIR_DIALS
+        opened = 0
+        short = len(lists) < need
+
+        def attempt(peer: Address) -> bool:
+            nonlocal dials, opened
+            dials -= 1
+            outcome = self._link_to(peer)
+            if outcome == LINKED:
+                opened += 1
+                return True
+            (unreachable if outcome == UNREACHABLE else refused).add(peer)
+            return False
+
+        # 1. The anchor: the smallest listed peer that links (topology.py, Repair).
+        # A smaller peer that cannot be reached yet may be alive (hung, or across a
+        # partition): the anchor is not settled, and the round falls short.
+        anchor = self.address  # none smaller links: this peer is its own anchor
+        for candidate in topology.anchor_candidates(listed, self.address):
+            if candidate in working:
+                anchor = candidate
+                break
+            if candidate not in unreachable:
+                if not dials or self.stopped.is_set():
+                    short = True
+                    break
+                if attempt(candidate):
+                    anchor = candidate
+                    break
+            short = short or candidate in unreachable  # refused: alive but declining, skipped by all
+        # 2. Cover and fill, by the degree model (degree-proportional by default).
+        seed_lists = cover + list(lists.values())
+        while dials and not self.stopped.is_set():
+            with self._lock:
+                linked = self._working()
+            picks = topology.next_neighbours(seed_lists, self.settings.degree_model, self.target, self.rng,
+                                             linked=linked, unreachable=unreachable | refused)
+            if not picks:
+                break
+            for pick in picks[:dials]:
+                attempt(pick)
+        with self._lock:
+            linked = self._working()
+        short = short or topology.repair_short(seed_lists, self.target, linked, refused)
+        return {"reason": reason, "degree": len(linked), "before": before, "target": self.target,
+                "seeds": len(lists), "rejoined": len(rejoined), "opened": opened, "anchor": anchor,
+                "complete": not short, "changed": bool(opened or rejoined)}
+
+    def _refresh_lists(self, need: int) -> tuple[dict[Address, dict[Address, int]], list[Address]]:
+        """Current peer lists from ``need`` seeds, registering again with any that no longer list this peer.
+
+        Asks the seeds this peer registered with first, then the others in
+        place of those that cannot be reached.  GET_PEERS, not REGISTER, for a
+        seed that still lists the peer: registering again would start a new
+        incarnation there and drop the links the seed recorded for it, and
+        with them its neighbours' right to report it.  Returns the lists by
+        seed (without this peer) and the seeds registered with anew.
+        """
+        with self._lock:
+            registered = list(self.registered_seeds)
+        others = [seed for seed in self.seeds if seed not in registered]
+        order = self.rng.sample(registered, len(registered)) + self.rng.sample(others, len(others))
+        lists: dict[Address, dict[Address, int]] = {}
+        rejoined: list[Address] = []
+        for seed in order:
+            if len(lists) == need or self.stopped.is_set():
+                break
+            try:
+                reply = transport.request(seed, PeerListRequest())
+            except (OSError, ProtocolError):
+                reply = None
+            if not isinstance(reply, PeerList):
+                continue
+            with self._lock:
+                self._learn(reply.keys.items())
+            peers = dict(reply.peers)
+            if self.address in peers:
+                del peers[self.address]
+            else:
+                # Removed here (it was hung or cut off), or a seed it never registered with.
+                peers = self._register_at(seed, attempt=1)
+                if peers is None:
+                    continue
+                rejoined.append(seed)
+                self.log.event(logformat.REJOINED, seed=seed, again="yes" if seed in registered else "no")
+                with self._lock:
+                    self._join_lists[seed] = set(peers)
+                    if seed not in self.registered_seeds:
+                        self.registered_seeds.append(seed)
+            lists[seed] = peers
+        if rejoined:
+            # The seed dropped this peer's links when it removed it: report the live ones again,
+            # so that its neighbours may report it if it dies.
+            with self._lock:
+                neighbours = sorted(self._working())
+            for neighbour in neighbours:
+                self._to_seeds.put((tuple(rejoined), self._sign(LinkReport(self.address, neighbour))))
+        return lists, rejoined
+
+    def _working(self) -> set[Address]:
+        """Neighbours with a working link.  Call with the lock held."""
+        return {neighbour for neighbour, link in self.links.items() if not link.conn.closed}
 
     # --- Talking to seeds ------------------------------------------------------------
 
@@ -596,7 +860,12 @@ class Peer:
         while (item := self._to_seeds.get()) is not None:
             audience, message = item
             with self._lock:
-                seeds = list(self.seeds if audience == "all" else self.registered_seeds)
+                if audience == "all":
+                    seeds = list(self.seeds)
+                elif audience == "registered":
+                    seeds = list(self.registered_seeds)
+                else:  # the seeds named
+                    seeds = list(audience)
             for seed in seeds:
                 if self.stopped.is_set():
                     return
@@ -606,6 +875,8 @@ class Peer:
                     reply = Error(describe(exc))
                 if isinstance(reply, Error):
                     self.log.event(logformat.SEED_ERROR, seed=seed, request=message.VERB, reason=reply.reason)
+                    if isinstance(message, LinkReport) and reply.reason == NOT_LISTED:
+                        self._want_repair(f"seed {seed} no longer lists this peer")
 
     # --- Lifecycle -----------------------------------------------------------------
 
@@ -632,6 +903,7 @@ class Peer:
         """Close every connection and join every thread.  Safe to call twice."""
         self.stopped.set()
         self._keys_wanted.set()
+        self._repair_wanted.set()
         self.server.stop()
         with self._lock:
             links = list(self.links.values())
@@ -676,12 +948,19 @@ def main(argv: list[str] | None = None) -> int:
                              "must agree; default: Ed25519 signatures on)")
     parser.add_argument("--rng-seed", type=int, metavar="N",
                         help="seed for this peer's random choices, for repeatable runs (default: random)")
+    parser.add_argument("--repair-interval", type=positive_float, metavar="S",
+                        help="seconds between overlay repair rounds while a repair is under way (doubling while "
+                             "they fall short) (default: the ping interval)")
+    parser.add_argument("--no-repair", action="store_true",
+                        help="do not replace lost links, dial back a neighbour that closed a link, or register "
+                             "again after a removal (the report's behaviour; default: repair on)")
     args = parser.parse_args(argv)
     ip, port = listen_address(parser, args.ip, args.port)
     if args.gossip_count >= 10 ** MAX_NUMBER_DIGITS:
         parser.error(f"--gossip-count must be below 10^{MAX_NUMBER_DIGITS}")
     settings = PeerSettings(args.gossip_interval, args.gossip_count, args.ping_interval, args.ping_misses,
-                            args.degree_model, auth=not args.no_auth)
+                            args.degree_model, auth=not args.no_auth, repair=not args.no_repair,
+                            repair_interval=args.repair_interval)
     try:
         seeds = load_seeds(args.config)
     except ConfigError as exc:
@@ -691,7 +970,8 @@ def main(argv: list[str] | None = None) -> int:
     log.event(logformat.STARTED, listen=peer.address, pid=os.getpid(), seeds=len(seeds),
               gossip_interval=settings.gossip_interval, gossip_count=settings.gossip_count,
               ping_interval=settings.ping_interval, ping_misses=settings.ping_misses,
-              degree_model=settings.degree_model, rng_seed=args.rng_seed, auth="yes" if settings.auth else "no")
+              degree_model=settings.degree_model, rng_seed=args.rng_seed, auth="yes" if settings.auth else "no",
+              repair_interval=settings.repair_period if settings.repair else "off")
     return transport.run_until_signalled(peer.stopped, peer.start, peer.stop, log, "peer")
 
 

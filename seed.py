@@ -8,6 +8,14 @@ the PL as it stood just before, which is what keeps the overlay connected
 peer's degree.  A dead-node report is acted on only when the reporter is a
 known peer (registered here, or a neighbour of the accused by the accused's
 own link reports) and the seed's own liveness check of the accused fails.
+
+Many deaths at once (a crash of a third of the network) leave accused peers
+whose other neighbours are dead too and will never report.  So a seed does
+not wait forever for them: a neighbour that is itself accused here and fails
+the seed's own liveness check no longer counts as one that could report,
+and an accusation is looked at again whenever a removal shrinks the accused's
+neighbours (see :meth:`Seed.reconsider`).  Neither lets a liar remove a live
+peer: the accused must still fail the seed's own check.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from config import (
     MAX_LINKS_PER_PEER,
     MAX_PEERS,
     MAX_PENDING_REGISTRATIONS,
+    MAX_SILENT_PROBES,
     SEED_IDLE_TIMEOUT,
     SEED_REPORT_TIMEOUT,
     ConfigError,
@@ -70,6 +79,19 @@ class PeerRecord:
     incarnation: int
     # Reporters whose dead-node report about this incarnation counted.
     reports: set[Address] = field(default_factory=set)
+    # The last report that counted: a decision taken later, without a new
+    # report (Seed.reconsider), is logged with it.
+    last_report: DeadNodeReport | None = None
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Where an accusation stands (PeerTable.tally)."""
+
+    counted: int  # eligible neighbours whose reports counted
+    needed: int  # reports needed: CONFIRMATIONS, or every eligible neighbour able to report if fewer
+    silent: list[Address]  # eligible neighbours that have not reported (less those found dead)
+    silent_accused: bool  # every silent one is itself accused here (has a report counted against it)
 
 
 class PeerTable:
@@ -141,14 +163,15 @@ class PeerTable:
         with self._lock:
             return self._peers.get(peer)
 
-    def confirm(self, record: PeerRecord, reporter: Address) -> tuple[int, int] | str:
-        """Count ``reporter``'s report against the accused of ``record``.
+    def confirm(self, record: PeerRecord, report: DeadNodeReport) -> tuple[int, int] | str:
+        """Count ``report`` against the accused of ``record``.
 
         Returns (reports counted, reports needed), or a reason to reject.  A
         report counts when its reporter is registered here and the accused
         itself reported a link to it.  Needed: two, or every such neighbour
         if the accused has fewer.
         """
+        reporter = report.reporter
         with self._lock:
             if self._peers.get(record.address) is not record:
                 return "already removed or re-registered"
@@ -158,28 +181,56 @@ class PeerTable:
             if reporter not in eligible:
                 return "not a neighbour of the accused (by the accused's own link reports)"
             record.reports.add(reporter)
+            record.last_report = report
             record.reports &= eligible  # reporters removed since no longer count
             return len(record.reports), min(CONFIRMATIONS, len(eligible))
+
+    def tally(self, record: PeerRecord, unable: frozenset[Address] = frozenset()) -> Tally | None:
+        """The reports counted against the accused of ``record`` now, and those needed.
+
+        ``unable`` are eligible neighbours the seed found dead itself: they
+        cannot report, so they do not count toward the reports needed.  None
+        if ``record`` is no longer the accused's current incarnation.
+        """
+        with self._lock:
+            if self._peers.get(record.address) is not record:
+                return None
+            eligible = self._claims.get(record.address, set()) & self._peers.keys()
+            record.reports &= eligible
+            silent = sorted(eligible - record.reports - unable)
+            return Tally(len(record.reports), min(CONFIRMATIONS, len(eligible - unable)), silent,
+                         all(self._peers[neighbour].reports for neighbour in silent))
 
     def cleared(self, record: PeerRecord) -> None:
         """The accused answered: earlier reports about it are void."""
         with self._lock:
             record.reports.clear()
 
-    def remove(self, record: PeerRecord) -> int | None:
-        """Remove the peer if ``record`` is still its current incarnation; the new PL size."""
+    def remove(self, record: PeerRecord) -> tuple[int, list[Address]] | None:
+        """Remove the peer if ``record`` is still its current incarnation.
+
+        Returns the new PL size and the peers under accusation here that
+        counted the removed one among their neighbours (their tally changed).
+        """
         with self._lock:
             if self._peers.get(record.address) is not record:
                 return None
             del self._peers[record.address]
-            self._drop_links(record.address)
-            return len(self._peers)
+            touched = self._drop_links(record.address)
+            accused = [peer for peer in touched if peer in self._peers and self._peers[peer].reports]
+            return len(self._peers), accused
 
-    def _drop_links(self, peer: Address) -> None:
+    def _drop_links(self, peer: Address) -> list[Address]:
+        """Forget ``peer``'s links and claims; the peers whose claims named it."""
         self._claims.pop(peer, None)
+        touched = []
         for other in self._links.pop(peer, ()):
             self._links.get(other, set()).discard(peer)
-            self._claims.get(other, set()).discard(peer)
+            claims = self._claims.get(other, set())
+            if peer in claims:
+                claims.discard(peer)
+                touched.append(other)
+        return touched
 
     def _snapshot(self, exclude: Address | None = None) -> PeerList:
         listed = [address for address in sorted(self._peers) if address != exclude]
@@ -202,6 +253,10 @@ class Seed:
         self.clock = clock
         self.table = PeerTable()
         self._registrations = threading.BoundedSemaphore(MAX_PENDING_REGISTRATIONS)
+        # Accused peers to look at again (Seed.reconsider), and the one thread that does.
+        self._to_reconsider: set[Address] = set()
+        self._reconsidering: threading.Thread | None = None
+        self._reconsider_lock = threading.Lock()
         server.handler = self.handle
 
     def handle(self, conn: Connection) -> None:
@@ -324,18 +379,79 @@ class Seed:
         refusal = self.vet(report.reporter, report)
         if refusal:
             return "rejected", refusal
-        counted = self.table.confirm(record, report.reporter)
+        counted = self.table.confirm(record, report)
         if isinstance(counted, str):
             return "rejected", counted
         reports, needed = counted
         if reports < needed:
+            tally = self.table.tally(record)
+            if tally is not None and tally.silent_accused:
+                # The neighbours still silent are accused too: they may be dead, and never report.
+                self.reconsider_later([record.address])
             return "accepted", f"waiting for confirmation: {reports} of {needed} neighbours reported"
-        if self.probe(report.dead):
+        return self.check_accused(record, reports, needed)
+
+    def check_accused(self, record: PeerRecord, reports: int, needed: int, unable: int = 0) -> tuple[str, str]:
+        """Enough neighbours reported: the seed's own check decides; returns (decision, reason)."""
+        if self.probe(record.address):
             self.table.cleared(record)
             return "rejected", "accused answered the seed's liveness check"
         if not self.remove(record, f"dead: {reports} neighbours reported, seed's liveness check failed"):
             return "ignored", "already removed or re-registered"
-        return "removed", f"{reports} of {needed} neighbours reported and the seed's liveness check failed"
+        also = f" ({unable} more failed the seed's liveness check themselves)" if unable else ""
+        return "removed", f"{reports} of {needed} neighbours reported{also} and the seed's liveness check failed"
+
+    def reconsider_later(self, accused: list[Address]) -> None:
+        """Look at these accusations again, on the seed's one reconsidering thread."""
+        with self._reconsider_lock:
+            self._to_reconsider.update(accused)
+            if self._reconsidering is None:
+                self._reconsidering = threading.Thread(target=self._reconsider_loop, name="reconsider", daemon=True)
+                self._reconsidering.start()
+
+    def _reconsider_loop(self) -> None:
+        while True:
+            with self._reconsider_lock:
+                if not self._to_reconsider or self.server.stopping.is_set():
+                    self._reconsidering = None
+                    return
+                accused = min(self._to_reconsider)
+                self._to_reconsider.discard(accused)
+            self.reconsider(accused)
+
+    def reconsider(self, accused: Address) -> None:
+        """Decide again about a peer already reported, without a new report.
+
+        Two things change an accusation's count after its last report: a
+        removal that takes one of the accused's neighbours out of the PL (it
+        will never report), and eligible neighbours that have not reported
+        because they are dead too.  Such a neighbour is checked only when it
+        is itself accused here, and counts as unable to report only if it
+        fails the seed's own liveness check.  The reports that counted still
+        decide, and the accused is removed only if it fails the check too.
+        """
+        record = self.table.get(accused)
+        if record is None or record.last_report is None:
+            return
+        tally = self.table.tally(record)
+        if tally is None or not tally.counted:
+            return
+        unable: list[Address] = []
+        if tally.counted < tally.needed and tally.silent_accused and len(tally.silent) <= MAX_SILENT_PROBES:
+            for neighbour in tally.silent:
+                if self.server.stopping.is_set() or self.probe(neighbour):
+                    return  # it may still report: keep waiting
+                unable.append(neighbour)
+            tally = self.table.tally(record, frozenset(unable))
+            if tally is None:
+                return
+        if tally.counted < tally.needed:
+            return
+        decision, reason = self.check_accused(record, tally.counted, tally.needed, len(unable))
+        if decision != "ignored":
+            report = record.last_report
+            self.log.event(logformat.DEAD_NODE_DECISION, dead=report.dead, reporter=report.reporter,
+                           msg=report.text, decision=decision, reason=reason)
 
     def on_removal_notice(self, notice: RemovalNotice) -> Message:
         """Another seed removed a peer: check it here before following."""
@@ -355,12 +471,15 @@ class Seed:
         return Ok(f"{decision}: {reason}")
 
     def remove(self, record: PeerRecord, reason: str, announce: bool = True) -> bool:
-        size = self.table.remove(record)
-        if size is None:
+        removed = self.table.remove(record)
+        if removed is None:
             return False
+        size, accused = removed
         self.log.event(logformat.PL_REMOVED, peer=record.address, size=size, reason=reason)
         if announce:
             threading.Thread(target=self.announce, args=(record.address,), name="announce", daemon=True).start()
+        if accused:  # they lost a neighbour that could have reported them
+            self.reconsider_later(accused)
         return True
 
     def announce(self, dead: Address) -> None:

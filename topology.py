@@ -24,6 +24,9 @@ seed form a connected subgraph; any two peers share a seed (two majorities
 of the seeds intersect), so the whole overlay is connected, even when peers
 join concurrently.  :func:`next_neighbours` enforces that cover.
 
+:func:`anchor_candidates`, :func:`repair_short` and :class:`RepairSchedule`
+decide how a peer repairs the overlay after deaths (see the Repair section).
+
 :func:`fit_power_law` summarises a degree sequence (maximum-likelihood
 exponent and a likelihood comparison against an exponential).
 """
@@ -130,6 +133,102 @@ def next_neighbours(
                 picks.append(node)
                 covered.add(node)
     return picks
+
+
+# --- Repair -------------------------------------------------------------------
+#
+# Deaths break the argument above: the peers of a seed stay connected only
+# while each keeps a link to a live peer registered there before it.  A peer
+# that loses a link therefore repairs (peer.Peer._repair) with fresh lists
+# from a majority of the seeds:
+#
+# 1. Anchor.  It links to the smallest live address the seeds list (trying
+#    the listed peers smaller than itself in order, skipping those that
+#    refuse).  Before the loss the overlay was connected, so every part it
+#    falls into holds a peer that lost a link; all of them link to the same
+#    anchor, so the parts join again.  Any majority of the seeds lists the
+#    anchor (it registered with a majority, and two majorities intersect), so
+#    every repairing peer finds the same one.
+# 2. Cover and fill, by next_neighbours: a link into each list it holds (the
+#    lists its registrations returned, less the peers that left since, which
+#    restores the join argument's link to an earlier peer; and the seeds'
+#    current lists), and links up to its join target by the degree model.
+#
+# A round falls short while a majority of the seeds cannot be reached or a
+# listed peer that would count cannot be reached yet (dead but not yet
+# removed, hung, or across a partition): a further round follows, on the
+# RepairSchedule.  That retry is what reconnects the sides of a partition
+# once it heals.
+
+
+def anchor_candidates(listed: Iterable[Node], own: Node) -> list[Node]:
+    """The listed peers a repairing peer tries as its anchor, in order: those smaller than it, smallest first.
+
+    The first that is linked, or accepts a link, is the anchor; a peer with
+    none smaller is its own anchor.  Order is the nodes' own (for addresses:
+    IP as a string, then port), the same at every peer.
+    """
+    return sorted(node for node in set(listed) if node < own)
+
+
+def repair_short(seed_lists: Sequence[Mapping[Node, int]] | Sequence[Iterable[Node]], target: int,
+                 linked: Iterable[Node], refused: Iterable[Node] = ()) -> bool:
+    """Whether ``linked`` falls short of what the lists allow.
+
+    Short: fewer than ``target`` links while some listed peer is not linked,
+    or a non-empty list with no linked member.  Peers that ``refused`` a link
+    (alive, but declining) count as absent from the lists.
+    """
+    linked, refused = set(linked), set(refused)
+    lists = [set(peer_list) - refused for peer_list in seed_lists]
+    listed = set().union(*lists) if lists else set()
+    if len(linked) < target and listed - linked:
+        return True
+    return any(peer_list and linked.isdisjoint(peer_list) for peer_list in lists)
+
+
+class RepairSchedule:
+    """When a peer's next repair round is due.  No clock of its own: callers pass ``now``.
+
+    * A lost link asks for a round at once, but rounds are at least one
+      ``interval`` apart, so a burst of losses costs one round, not many.
+    * A round that falls short is retried after 1, 2, 4, ... intervals, up
+      to ``cap`` intervals: a peer whose seeds are unreachable asks them
+      less and less often, never in a tight loop, and never gives up.
+    * A round that opened links or registered again is followed by one more
+      after an interval, to confirm (the seeds may have removed the peer just
+      after it asked them); a round with nothing to do ends the repair.
+    """
+
+    def __init__(self, interval: float, cap: int) -> None:
+        if interval <= 0 or cap < 1:
+            raise ValueError("interval must be > 0 and cap >= 1")
+        self.interval = interval
+        self.cap = cap
+        self.due: float | None = None  # when the next round is due; None: no repair under way
+        self.pause: float | None = None  # the pause the last round set before the next; None: none due
+        self.shortfalls = 0  # rounds in a row that fell short
+        self._last: float | None = None  # when the last round ended
+
+    def lost(self, now: float) -> None:
+        """A link was lost: a round is wanted as soon as the pace allows."""
+        earliest = now if self._last is None else max(now, self._last + self.interval)
+        self.due = earliest if self.due is None else min(self.due, earliest)
+
+    def finished(self, now: float, complete: bool, changed: bool) -> None:
+        """A round ended: ``complete`` if nothing fell short, ``changed`` if it opened links or registered."""
+        self._last = now
+        if not complete:
+            self.shortfalls += 1
+            self.pause = self.interval * min(2 ** (self.shortfalls - 1), self.cap)
+        else:
+            self.shortfalls = 0
+            self.pause = self.interval if changed else None
+        self.due = None if self.pause is None else now + self.pause
+
+    def wait(self, now: float) -> float | None:
+        """Seconds until the next round is due (0 if it is); None when no round is due."""
+        return None if self.due is None else max(0.0, self.due - now)
 
 
 def grow(count: int, model: str, rng: random.Random) -> list[tuple[int, int]]:
