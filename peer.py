@@ -253,6 +253,12 @@ class Peer:
         self._start(self._gossip_loop, "gossip")
         self._start(self._ping_loop, "liveness")
         if self.settings.repair:
+            with self._lock:
+                alone = not self._working()
+            if alone:
+                # The first peer, or one whose seeds restarted and lost their lists:
+                # one round asks every seed, in case another knows some peers.
+                self._want_repair("no links after joining")
             self._start(self._repair_loop, "repair")
 
     def register(self) -> dict[Address, dict[Address, int]]:
@@ -802,7 +808,8 @@ class Peer:
         """Current peer lists from ``need`` seeds, registering again with any that no longer list this peer.
 
         Asks the seeds this peer registered with first, then the others in
-        place of those that cannot be reached.  GET_PEERS, not REGISTER, for a
+        place of those that cannot be reached, and past a majority while every
+        list so far is empty.  GET_PEERS, not REGISTER, for a
         seed that still lists the peer: registering again would start a new
         incarnation there and drop the links the seed recorded for it, and
         with them its neighbours' right to report it.  Returns the lists by
@@ -815,7 +822,9 @@ class Peer:
         lists: dict[Address, dict[Address, int]] = {}
         rejoined: list[Address] = []
         for seed in order:
-            if len(lists) == need or self.stopped.is_set():
+            # Past a majority only while every list is empty: seeds that restarted
+            # come back empty, and another seed may still know the other peers.
+            if (len(lists) >= need and any(lists.values())) or self.stopped.is_set():
                 break
             try:
                 reply = transport.request(seed, PeerListRequest())
@@ -828,6 +837,8 @@ class Peer:
             peers = dict(reply.peers)
             if self.address in peers:
                 del peers[self.address]
+            elif len(lists) >= need and not peers:
+                continue  # beyond the majority, a seed that knows no other peer is not worth joining
             else:
                 # Removed here (it was hung or cut off), or a seed it never registered with.
                 peers = self._register_at(seed, attempt=1)

@@ -424,3 +424,32 @@ def test_repair_backs_off_while_the_seeds_are_unreachable_then_succeeds(network)
                        "every message made after the seeds came back at every live peer")
     assert {e.address("dead") for e in network.events(logformat.DEAD_NODE_REPORTED)} == {victim.address}
     assert_each_once(network)
+
+
+def test_a_newcomer_whose_seeds_know_nobody_asks_the_other_seeds(network):
+    # Seeds that restarted come back empty.  Here the first peer is known only to the
+    # third seed (its own config lists just that one); the newcomer registers with the
+    # first two (rng seed 4 draws them first), gets empty lists, and must still link.
+    seeds = network.start_seeds(3)
+    lone_config = network.directory / "lone.txt"
+    lone_config.write_text(f"{seeds[2].address}\n")
+    short = ("--gossip-count", "6")
+    [old] = network.start_peers(1, *peer_flags("--config", str(lone_config), *short))
+    network.wait_until(lambda: joined(network, 1), 60, "the first peer to join")
+    [newcomer] = network.start_peers(1, *peer_flags("--rng-seed", "4", *short))
+    network.wait_until(lambda: joined(network, 2), 60, "the newcomer to join")
+    union = network.events(logformat.PEER_LIST_UNION, newcomer.address)[0]
+    assert union.fields["count"] == "0", "the newcomer did not register with the two empty seeds"
+    at_join = [e.address("seed") for e in network.events(logformat.REGISTERED, newcomer.address)
+               if e.line < union.line]
+    assert set(at_join) == {seeds[0].address, seeds[1].address}
+    network.wait_until(lambda: frozenset((old.address, newcomer.address)) in network.links(), 60,
+                       "the newcomer to link to the peer only the third seed knows")
+    both = {old.address, newcomer.address}
+
+    def all_made_and_delivered() -> bool:
+        made = made_since(network, both, 0)
+        return all(len(made[peer]) == 6 for peer in both) and delivered(network, both, 0)
+
+    network.wait_until(all_made_and_delivered, 60, "each peer's six messages at the other")
+    assert_each_once(network)
