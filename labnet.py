@@ -92,11 +92,19 @@ def namespaces_unavailable() -> str | None:
         ip("netns", "add", probe)
     except LabNetError as exc:
         return f"cannot create a network namespace ({exc}); use --loopback"
+    reason = None
+    try:
+        # What the lab builds, in miniature and inside the probe namespace: a
+        # bridge and a veth pair (a kernel without them fails here, not mid-run).
+        ip("-n", probe, "link", "add", "pbr", "type", "bridge")
+        ip("-n", probe, "link", "add", "pv0", "type", "veth", "peer", "name", "pv1")
+    except LabNetError as exc:
+        reason = f"cannot create a bridge or veth pair in a namespace ({exc}); use --loopback"
     try:
         ip("netns", "del", probe)
     except LabNetError as exc:
-        return f"cannot remove a network namespace ({exc})"
-    return None
+        reason = f"cannot remove a network namespace ({exc})"
+    return reason
 
 
 class Loopback:
