@@ -361,7 +361,7 @@ class Run:
         )
 
 
-# LINK_CLOSED reasons of a dial that never opened a link (peer.Peer.dial).
+# LINK_CLOSED reasons of a dial that never opened a link (linking.Linking.dial).
 _DIAL_FAILURES = ("cannot connect", "refused")
 
 

@@ -139,7 +139,7 @@ def next_neighbours(
 #
 # Deaths break the argument above: the peers of a seed stay connected only
 # while each keeps a link to a live peer registered there before it.  A peer
-# that loses a link therefore repairs (peer.Peer._repair) with fresh lists
+# that loses a link therefore repairs (repairing.Repairing._repair) with fresh lists
 # from a majority of the seeds:
 #
 # 1. Anchor.  It links to the smallest live address the seeds list (trying

@@ -9,8 +9,8 @@ from dataclasses import replace
 
 import pytest
 
+import gossiping
 import logformat
-import peer as peer_module
 from auth import Identity, verify
 from config import PeerSettings
 from peer import Peer
@@ -211,7 +211,7 @@ def test_a_message_from_an_origin_no_seed_knows_is_dropped(signed_peer):
 
 
 def test_a_neighbour_with_too_many_messages_waiting_for_keys_is_cut_off(signed_peer, monkeypatch):
-    monkeypatch.setattr(peer_module, "MAX_UNVERIFIED_PER_NEIGHBOUR", 3)
+    monkeypatch.setattr(gossiping, "MAX_UNVERIFIED_PER_NEIGHBOUR", 3)
     # With no seeds to ask, a key lookup takes its full backoff (seconds): messages pile up.
     x, y = linked(signed_peer, X, Y)
     strangers = [message(Address("127.0.0.1", 9400 + n), 1).signed(Identity()) for n in range(10)]
