@@ -163,6 +163,9 @@ class Gossiping:
             if not self.message_list.accept(message, sender):
                 return
             line = encode(message)  # once, however many neighbours
+            # Its copies from other neighbours come as this very line (the origin's
+            # signature included): they are dropped before parsing.
+            self.accepted_lines.add(line[:-1].decode("utf-8"))
             for neighbour in forward_targets(self.links, sender):
                 self.links[neighbour].send(line)
         if sender is None:

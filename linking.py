@@ -37,6 +37,7 @@ from wire import (
     LivenessReply,
     LivenessRequest,
     ProtocolError,
+    parse,
 )
 
 # How a dial ended (Linking._link_to).  REFUSED: something answered and declined
@@ -166,9 +167,12 @@ class Linking:
         """Read a neighbour's lines until the connection ends."""
         ended = "closed by neighbour"
         try:
-            while (message := link.conn.read()) is not None:
+            while (line := link.conn.read_line()) is not None:
                 with self._lock:  # any line is a sign of life, a reply or not
                     link.liveness.replied()
+                if line in self.accepted_lines:
+                    continue  # a copy of a message already accepted: the ML would drop it, unparsed here
+                message = parse(line)
                 if isinstance(message, GossipMessage):
                     self.receive(message, link.neighbour)
                 elif isinstance(message, LivenessRequest):

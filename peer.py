@@ -99,6 +99,8 @@ class Peer(Linking, Gossiping, Repairing):
         self.clock = clock
         self.stopped = threading.Event()
         self.message_list: MessageList[GossipMessage, Address] = MessageList()
+        # The line of every message in the ML, as this peer sends it on (linking.py).
+        self.accepted_lines: set[str] = set()
         self.links: dict[Address, Link] = {}
         self.registered_seeds: list[Address] = []
         # Links this peer aims for (topology.join_target, drawn when it joins).
@@ -123,7 +125,8 @@ class Peer(Linking, Gossiping, Repairing):
         self.rejected = 0  # gossip messages dropped as unverifiable
         self._dialing: set[Address] = set()
         # Guards links, _dialing, message_list, keys, _unverified, registered_seeds,
-        # _join_lists, _repair_reasons and every link's liveness.
+        # _join_lists, _repair_reasons and every link's liveness; accepted_lines is
+        # written under it and read without it (a set lookup is atomic).
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         # (audience, report): audience "all" (the config), "registered", or a tuple of seeds.

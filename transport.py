@@ -25,7 +25,7 @@ from collections.abc import Callable
 import logformat
 from config import CONNECT_TIMEOUT, MAX_CONNECTIONS
 from logformat import NodeLog
-from wire import Address, Error, LineReader, Message, ProtocolError, encode
+from wire import Address, Error, LineReader, Message, ProtocolError, encode, parse
 
 
 class Connection:
@@ -53,11 +53,16 @@ class Connection:
 
         With a timeout set, it bounds the whole line, not each ``recv``.
         """
+        line = self.read_line()
+        return None if line is None else parse(line)
+
+    def read_line(self) -> str | None:
+        """Next line unparsed (no newline), or ``None`` when the other end closed; bounded as ``read``."""
         timeout = self.sock.gettimeout()
         if timeout is None:
-            return self._reader.read_message()
+            return self._reader.read_line()
         try:
-            return self._reader.read_message(time.monotonic() + timeout)
+            return self._reader.read_line(time.monotonic() + timeout)
         finally:
             with contextlib.suppress(OSError):
                 self.sock.settimeout(timeout)
