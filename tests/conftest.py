@@ -1,6 +1,10 @@
 import pytest
 
+import logformat
+from config import SeedSettings
 from netharness import Network
+from seed import Seed
+from transport import NodeServer
 
 
 @pytest.fixture
@@ -11,3 +15,19 @@ def network(tmp_path):
         yield net
     finally:
         net.close()
+
+
+@pytest.fixture
+def seed(tmp_path):
+    """An in-process seed on a free port, logging to tmp_path/log.txt; it takes plain
+    registrations too (--no-auth), so most tests need no keys."""
+    server = NodeServer("127.0.0.1", 0, handler=lambda conn: None)
+    log = logformat.NodeLog("seed", server.address, tmp_path / "log.txt", console=False)
+    server.log = log
+    node = Seed(server, log, SeedSettings(probe_timeout=1.0, auth=False))
+    server.start()
+    try:
+        yield node
+    finally:
+        server.stop()
+        log.close()

@@ -22,7 +22,7 @@ import pytest
 import logformat
 import topology
 import transport
-from config import PeerSettings, SeedSettings
+from config import PeerSettings
 from netharness import Network
 from peer import Peer
 from seed import Seed
@@ -100,20 +100,6 @@ def test_a_round_falls_short_only_of_what_the_lists_allow():
 # --- Seeds: neighbours that die together ----------------------------------------------
 
 
-@pytest.fixture
-def seed(tmp_path):
-    server = NodeServer("127.0.0.1", 0, handler=lambda conn: None)
-    log = logformat.NodeLog("seed", server.address, tmp_path / "seed.txt", console=False)
-    server.log = log
-    node = Seed(server, log, SeedSettings(probe_timeout=1.0, auth=False))
-    server.start()
-    try:
-        yield node
-    finally:
-        server.stop()
-        log.close()
-
-
 def unused_address() -> Address:
     """An address where nothing listens: bound, never listening, then released."""
     with socket.socket() as sock:
@@ -162,7 +148,7 @@ def test_two_dead_neighbours_with_one_live_reporter_are_both_removed(seed, tmp_p
     wait_for(lambda: not listed(seed) & {dead, other}, "both dead peers to be removed")
     assert listed(seed) == {reporter}
     decisions = [(e.fields["dead"], e.fields["decision"], e.fields["reason"])
-                 for e in logformat.parse_log(tmp_path / "seed.txt").events
+                 for e in logformat.parse_log(tmp_path / "log.txt").events
                  if e.event == logformat.DEAD_NODE_DECISION and e.fields["decision"] == "removed"]
     assert {dead for dead, _, _ in decisions} == {str(dead), str(other)}
     assert all(reason.endswith("and the seed's liveness check failed") for _, _, reason in decisions)

@@ -6,8 +6,6 @@ import socket
 import threading
 import time
 
-import pytest
-
 import logformat
 import transport
 from auth import Identity
@@ -29,21 +27,6 @@ from wire import (
     RemovalNotice,
     encode,
 )
-
-
-@pytest.fixture
-def seed(tmp_path):
-    server = NodeServer("127.0.0.1", 0, handler=lambda conn: None)
-    log = logformat.NodeLog("seed", server.address, tmp_path / "log.txt", console=False)
-    server.log = log
-    # Plain registrations too (--no-auth), so most tests need no keys.
-    node = Seed(server, log, SeedSettings(probe_timeout=1.0, auth=False))
-    server.start()
-    try:
-        yield node
-    finally:
-        server.stop()
-        log.close()
 
 
 class Responder:
