@@ -97,7 +97,10 @@ class Tally:
 class PeerTable:
     """The PL, the links peers reported, and the keys bound to addresses.  Thread-safe; no I/O."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_peers: int = MAX_PEERS, max_links: int = MAX_LINKS_PER_PEER) -> None:
+        # Bounds of a real seed's memory (config.py); a simulator lifts them.
+        self.max_peers = max_peers
+        self.max_links = max_links
         self._lock = threading.Lock()
         self._peers: dict[Address, PeerRecord] = {}
         # Links as an adjacency map (both directions), for degrees.
@@ -118,7 +121,7 @@ class PeerTable:
         """
         with self._lock:
             known = peer in self._peers
-            if not known and len(self._peers) >= MAX_PEERS:
+            if not known and len(self._peers) >= self.max_peers:
                 return None
             before = self._snapshot(exclude=peer)
             if known:
@@ -150,8 +153,8 @@ class PeerTable:
         """Store the link ``reporter`` (registered here) says it opened; True if the link is new."""
         with self._lock:
             claims = self._claims.setdefault(reporter, set())
-            if neighbour not in claims and len(claims) >= MAX_LINKS_PER_PEER:
-                raise ProtocolError(f"more than {MAX_LINKS_PER_PEER} links reported by {reporter}")
+            if neighbour not in claims and len(claims) >= self.max_links:
+                raise ProtocolError(f"more than {self.max_links} links reported by {reporter}")
             claims.add(neighbour)
             if neighbour in self._links.get(reporter, ()):
                 return False
@@ -295,7 +298,7 @@ class Seed:
             return Error(f"refused: {refusal}")
         registered = self.table.register(message.peer, message.key)
         if registered is None:
-            refusal = f"busy: the peer list is full ({MAX_PEERS} peers)"
+            refusal = f"busy: the peer list is full ({self.table.max_peers} peers)"
             self.log.event(logformat.REGISTER_REFUSED, peer=message.peer, reason=refusal)
             return Error(f"refused: {refusal}")
         before, size, new = registered
@@ -477,10 +480,14 @@ class Seed:
         size, accused = removed
         self.log.event(logformat.PL_REMOVED, peer=record.address, size=size, reason=reason)
         if announce:
-            threading.Thread(target=self.announce, args=(record.address,), name="announce", daemon=True).start()
+            self.announce_later(record.address)
         if accused:  # they lost a neighbour that could have reported them
             self.reconsider_later(accused)
         return True
+
+    def announce_later(self, dead: Address) -> None:
+        """Announce a removal on a thread of its own, off the reply path (a simulator schedules it instead)."""
+        threading.Thread(target=self.announce, args=(dead,), name="announce", daemon=True).start()
 
     def announce(self, dead: Address) -> None:
         """Tell every other seed of the config about a removal."""

@@ -1,0 +1,335 @@
+"""The discrete-event simulation: gossip, liveness, crashes and churn over a simnet.Network.
+
+One heap of timestamped events, taken in time order.  The decisions are the
+project's own: a peer's Message List is a ``gossip.MessageList`` and it
+forwards to ``gossip.forward_targets``; each link has a
+``liveness.LivenessTracker`` ticked every ping interval; joins run
+``topology.next_neighbours`` and dead-node reports go to ``seed.Seed``
+objects (simnet.py).
+
+The timing model:
+
+- a copy sent over a link arrives after that link's latency, drawn once per
+  link (simnet.Latency);
+- a peer handles a message new to it in ``processing`` seconds, one message at
+  a time, and forwards it when done; that is also when it counts as
+  received (a real peer logs GOSSIP_RECEIVED after forwarding).  With
+  ``cores`` > 0 every peer also needs one of that many shared cores while it
+  works: the model of a real run with all its peers on one host;
+- a copy of a message the peer has seen costs nothing (a real peer drops it
+  on its raw line, before parsing);
+- a newly opened link carries each end's Message List to the other end
+  (a real peer replays its ML to a new neighbour);
+- a peer answers a liveness request unless it has crashed or left; a request
+  and its reply take the link's latency each way.
+
+Pruning: a copy is put on the heap only if it arrives earlier than every
+other copy of the same message already on its way to that peer.  A later
+copy would find the message in the peer's Message List and be dropped, so
+leaving it off the heap changes no result; it is still counted as a
+transmission.  That keeps a 100,000-peer run to about one heap event per
+peer per message instead of one per copy.  The price is memory: 18 bytes
+per peer per message (earliest copy, time received, hop count).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import random
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gossip import forward_targets
+from simnet import Network
+
+INF = math.inf
+
+# Event kinds, the third item of a heap entry (time, sequence, kind, a, b, c, d).
+ARRIVE, CREATE, TICK, CRASH, JOIN, LEAVE, CALL, REPLY, OPEN, CLOSE, DIE = range(11)
+
+# Events between two progress callbacks.
+PROGRESS_EVERY = 1 << 16
+
+# Largest hop count stored (unsigned 16-bit array per message).
+MAX_HOPS = 65_535
+
+
+@dataclass
+class MessageRecord:
+    """One gossip message and where it went."""
+
+    origin: int
+    created: float
+    received: array = field(repr=False)  # per peer: time it had the message (NaN: never)
+    hops: array = field(repr=False)  # per peer: hop count of its first copy
+    transmissions: int = 0  # copies sent by the forwarding rule
+    catch_up: int = 0  # copies sent when new links opened
+    made: bool = False  # False if its origin was gone by then
+
+
+@dataclass
+class Outcome:
+    """What happened in a run; simreport.py turns it into figures and numbers."""
+
+    messages: list[MessageRecord]
+    deaths: dict[int, float]  # peer -> time it crashed or left
+    joined: array  # per peer: time it joined (0 for the peers there from the start)
+    reports: list[tuple[float, int, int, bool]]  # (time, reporter, accused, accused alive then)
+    removals: dict[int, dict[str, float]]  # peer -> seed -> time removed
+    end: float
+    events: int
+    lost: int  # copies that reached a crashed peer
+
+
+class Simulation:
+    """Events over one network.  ``run`` takes them in time order until none is due before ``end``."""
+
+    def __init__(self, network: Network, rng: random.Random, processing: float = 0.0, cores: int = 0,
+                 ping_interval: float = 13.0, liveness: bool = True) -> None:
+        self.network = network
+        self.rng = rng
+        self.processing = processing
+        self.cores = [0.0] * cores
+        self.ping_interval = ping_interval
+        self.liveness = liveness
+        self.now = 0.0
+        self._heap: list[tuple] = []
+        self._sequence = itertools.count(1)
+        self.busy = array("d", bytes(8 * network.capacity))  # when each peer is next free
+        self.death = array("d", [INF]) * network.capacity
+        self.joined = array("d", bytes(8 * network.capacity))
+        self.messages: list[MessageRecord] = []
+        # Per message, beside its record for the hot loop: earliest copy on its way to
+        # each peer (-inf: it has the message), receipt times, hop counts, copies sent.
+        self._best: list[array] = []
+        self._received: list[array] = []
+        self._hops: list[array] = []
+        self._sent: list[int] = []
+        self.reports: list[tuple[float, int, int, bool]] = []
+        self.removals: dict[int, dict[str, float]] = {}
+        self.lost = 0
+        self.events = 0
+        network.later = self._later
+        network.removed = self._removed
+
+    # --- Scheduling ------------------------------------------------------------------
+
+    def at(self, time: float, kind: int, a: object = None, b: object = None, c: object = None,
+           d: object = None) -> None:
+        heapq.heappush(self._heap, (time, next(self._sequence), kind, a, b, c, d))
+
+    def _later(self, delay: float, fn: Callable[..., object], args: tuple) -> None:
+        self.at(self.now + delay, CALL, fn, args)
+
+    def _removed(self, seed: str, peer: int) -> None:
+        # The seed removed it after its own liveness check timed out.
+        self.removals.setdefault(peer, {}).setdefault(seed, self.now + self.network.probe_timeout)
+
+    def start_ticks(self, peer: int, time: float) -> None:
+        """Liveness ticks for ``peer``, the first at a random phase after ``time``."""
+        if self.liveness:
+            self.at(time + self.rng.random() * self.ping_interval, TICK, peer)
+
+    # --- Gossip ----------------------------------------------------------------------
+
+    def _new_message(self, origin: int, created: float) -> int:
+        capacity = self.network.capacity
+        index = len(self.messages)
+        record = MessageRecord(origin, created, array("d", [math.nan]) * capacity, array("H", bytes(2 * capacity)))
+        self.messages.append(record)
+        self._best.append(array("d", [INF]) * capacity)
+        self._received.append(record.received)
+        self._hops.append(record.hops)
+        self._sent.append(0)
+        return index
+
+    def _send_all(self, message: int, sender: int, hops: int, done: float, targets: list[int]) -> None:
+        """Copies of ``message`` from ``sender`` to ``targets``, sent at ``done``."""
+        best = self._best[message]
+        latency = self.network.neighbours[sender]
+        heap = self._heap
+        for target in targets:
+            arrival = done + latency[target]
+            if arrival < best[target]:
+                best[target] = arrival
+                heapq.heappush(heap, (arrival, 0, ARRIVE, message, target, sender, hops))
+
+    def _handle(self, peer: int, time: float) -> float:
+        """``peer`` works on a message new to it from ``time``; when it is done."""
+        busy = self.busy[peer]
+        start = time if time > busy else busy
+        if self.cores:
+            core = self.cores[0]
+            if core > start:
+                start = core
+            heapq.heapreplace(self.cores, start + self.processing)
+        done = self.busy[peer] = start + self.processing
+        return done
+
+    def _create(self, time: float, message: int) -> None:
+        record = self.messages[message]
+        origin = record.origin
+        if not self.network.alive[origin]:
+            return
+        record.made = True
+        self.network.message_lists[origin].accept(message, None)
+        done = self._handle(origin, time)
+        record.received[origin] = done
+        self._best[message][origin] = -INF
+        targets = forward_targets(self.network.neighbours[origin], None)
+        self._sent[message] += len(targets)
+        self._send_all(message, origin, 1, done, targets)
+
+    def _catch_up(self, sender: int, receiver: int, time: float) -> None:
+        """A new link: ``sender`` replays its Message List to ``receiver``."""
+        for message in self.network.message_lists[sender].messages():
+            record = self.messages[message]
+            record.catch_up += 1
+            self._send_all(message, sender, min(record.hops[sender] + 1, MAX_HOPS), time, [receiver])
+
+    # --- Running ----------------------------------------------------------------------
+
+    def run(self, end: float = INF, progress: Callable[[float], None] | None = None) -> Outcome:
+        network = self.network
+        alive, death = network.alive, self.death
+        neighbours, message_lists = network.neighbours, network.message_lists
+        best_of, received_of, hops_of, sent = self._best, self._received, self._hops, self._sent
+        heap = self._heap
+        handle, pop, push = self._handle, heapq.heappop, heapq.heappush
+        processing, cores = self.processing, self.cores
+        busy = self.busy
+        events = 0
+        while heap and heap[0][0] <= end:
+            time, _, kind, a, b, c, d = pop(heap)
+            self.now = time
+            events += 1
+            if kind == ARRIVE:
+                # The hot path: (message a, peer b, sender c, hops d).
+                if not alive[b]:
+                    self.lost += 1
+                    continue
+                if not message_lists[b].accept(a, c):
+                    continue
+                if cores:
+                    done = handle(b, time)
+                else:
+                    start = busy[b]
+                    done = busy[b] = (time if time > start else start) + processing
+                received_of[a][b] = done
+                hops_of[a][b] = d
+                best = best_of[a]
+                best[b] = -INF
+                if death[b] < done:
+                    continue  # crashed while working on it
+                latency = neighbours[b]
+                targets = forward_targets(latency, c)
+                sent[a] += len(targets)
+                hops = d + 1 if d < MAX_HOPS else MAX_HOPS
+                for target in targets:
+                    arrival = done + latency[target]
+                    if arrival < best[target]:
+                        best[target] = arrival
+                        # Sequence 0: copies tie-break on their own (integer) fields, and before other events.
+                        push(heap, (arrival, 0, ARRIVE, a, target, b, hops))
+            elif kind == CREATE:
+                self._create(time, a)
+            elif kind == TICK:
+                self._tick(time, a)
+            elif kind == CALL:
+                a(*b)
+            elif kind == REPLY:
+                tracker = network.trackers[a].get(b)
+                if tracker is not None:
+                    tracker.replied()
+            elif kind == CRASH:
+                self._crash(time, a)
+            elif kind == JOIN:
+                self._join(time)
+            elif kind == LEAVE:
+                self._leave(time)
+            elif kind == OPEN:
+                neighbours[a][b] = c
+                self._catch_up(a, b, time)
+            elif kind == CLOSE:
+                neighbours[a].pop(b, None)
+            elif kind == DIE:
+                self._die(a, time)
+            if progress is not None and not events % PROGRESS_EVERY:
+                progress(time)
+        self.events += events
+        for record, copies in zip(self.messages, sent, strict=True):
+            record.transmissions = copies
+        deaths = {peer: death[peer] for peer in range(network.peers) if death[peer] < INF}
+        return Outcome(self.messages, deaths, self.joined, self.reports, self.removals,
+                       self.now if end == INF else end, self.events, self.lost)
+
+    # --- Liveness, failures, churn -----------------------------------------------------
+
+    def _tick(self, time: float, peer: int) -> None:
+        network = self.network
+        if not network.alive[peer]:
+            return
+        latency = network.neighbours[peer]
+        for neighbour, tracker in list(network.trackers[peer].items()):
+            if tracker.tick():
+                network.unlink(peer, neighbour)
+                self.reports.append((time, peer, neighbour, self.death[neighbour] > time))
+                network.report_dead(neighbour, peer, network.latency.draw())
+            elif self.death[neighbour] > time:
+                round_trip = 2 * latency[neighbour]
+                if round_trip < self.ping_interval:
+                    tracker.replied()  # the reply is in before the next tick
+                else:
+                    self.at(time + round_trip, REPLY, peer, neighbour)
+        self.at(time + self.ping_interval, TICK, peer)
+
+    def _die(self, peer: int, time: float) -> None:
+        if self.network.alive[peer]:
+            self.network.crash(peer)
+            self.death[peer] = time
+
+    def _crash(self, time: float, fraction: float) -> None:
+        live = [peer for peer in range(self.network.peers) if self.network.alive[peer]]
+        for peer in self.rng.sample(live, round(fraction * len(live))):
+            self._die(peer, time)
+
+    def _join(self, time: float) -> None:
+        network = self.network
+        peer = network.new_peer()
+        self.joined[peer] = time
+        for neighbour in network.join(peer):
+            self._catch_up(neighbour, peer, time)
+            self._catch_up(peer, neighbour, time)
+        self.start_ticks(peer, time)
+
+    def _leave(self, time: float) -> None:
+        # A clean stop: its links end, and its neighbours report it on the ping rule
+        # (a real peer's redial is refused; seeds do not learn of clean stops).
+        live = [peer for peer in range(self.network.peers) if self.network.alive[peer]]
+        if live:
+            self._die(self.rng.choice(live), time)
+
+
+def schedule_messages(simulation: Simulation, count: int, first: float, gap: float) -> None:
+    """``count`` messages, one every ``gap`` seconds from ``first``, each from a random live peer.
+
+    The origin is drawn now, among the peers alive at the start; one that has
+    died by its message's time creates nothing (as a real one would not).
+    """
+    network = simulation.network
+    live = [peer for peer in range(network.peers) if network.alive[peer]]
+    for number in range(count):
+        created = first + number * gap
+        index = simulation._new_message(simulation.rng.choice(live), created)
+        simulation.at(created, CREATE, index)
+
+
+def percentiles(values: np.ndarray, *fractions: float) -> list[float | None]:
+    if not len(values):
+        return [None] * len(fractions)
+    return [float(np.quantile(values, fraction, method="inverted_cdf")) for fraction in fractions]

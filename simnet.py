@@ -1,0 +1,303 @@
+"""Membership of a simulated network: seeds, peer lists and links, joins replayed through the seeds.
+
+No clock and no events here: simcore.py calls in at the moment each thing
+happens.  What is decided here is decided by the project's own code:
+
+- a seed is a :class:`seed.Seed` with no server: registrations, link
+  claims and dead-node decisions (confirmations, its own liveness check,
+  reconsidering, removal notices) run through its ``PeerTable`` and its
+  ``decide`` / ``reconsider`` / ``on_removal_notice``;
+- a joining peer registers with a random majority of the seeds and picks its
+  neighbours with :func:`topology.next_neighbours`, as ``peer.Peer`` does.
+
+What the simulator adds is speed.  A real seed answers a registration with a
+copy of its whole peer list, which at 100,000 peers would make growing the
+overlay quadratic; here each seed's list is a :class:`topology.DegreePool`
+kept in step with its table, and ``next_neighbours`` samples it in
+O(log N).  Every listed degree is the peer's current number of links, which
+is what a seed learns from the link reports of both ends (a real seed that
+misses one end's report can list a degree one lower).  The union of any
+majority's lists is every listed peer (each registered with a majority, and
+two majorities share a seed), so one pool of every listed peer serves as the
+union.
+
+A real seed refuses peers past ``MAX_PEERS`` and a real peer refuses links past
+``MAX_CONNECTIONS``: the first protects one seed process and is lifted here,
+the second shapes the overlay (a hub stops taking links) and is kept unless
+``max_links`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import numpy as np
+
+import logformat
+import topology
+from config import MAX_CONNECTIONS, SeedSettings
+from gossip import MessageList
+from liveness import LivenessTracker
+from seed import PeerTable, Seed
+from topology import DegreePool
+
+# Latencies drawn from numpy at a time: one call per block, not per link.
+LATENCY_BLOCK = 65_536
+
+
+class SimulationError(Exception):
+    """A simulation cannot be set up as asked (bad latency spec, no seeds, ...)."""
+
+
+class Latency:
+    """One-way link latency, drawn once per link: ``KIND:ARGS`` in milliseconds.
+
+    ``const:M``, ``uniform:LOW:HIGH``, ``normal:MEAN:SD`` (cut at 0),
+    ``lognormal:MEDIAN:SIGMA`` (SIGMA of the underlying normal) or
+    ``exp:MEAN``.
+    """
+
+    ARGS = {"const": 1, "uniform": 2, "normal": 2, "lognormal": 2, "exp": 1}
+
+    def __init__(self, spec: str, rng: np.random.Generator) -> None:
+        kind, _, rest = spec.partition(":")
+        if kind not in self.ARGS:
+            raise SimulationError(f"unknown latency kind {kind!r} in {spec!r}; choose from {', '.join(self.ARGS)}")
+        try:
+            args = [float(part) / 1000.0 for part in rest.split(":")] if rest else []
+        except ValueError:
+            raise SimulationError(f"latency {spec!r}: arguments must be numbers (milliseconds)") from None
+        if len(args) != self.ARGS[kind]:
+            raise SimulationError(f"latency {spec!r}: {kind} takes {self.ARGS[kind]} argument(s)")
+        if any(arg < 0 for arg in args) or (kind == "uniform" and args[0] > args[1]):
+            raise SimulationError(f"latency {spec!r}: arguments must be >= 0 (and LOW <= HIGH)")
+        if kind == "lognormal":
+            args[1] *= 1000.0  # sigma is not a time
+        self.spec, self.kind, self.args = spec, kind, args
+        self._rng = rng
+        self._block: list[float] = []
+
+    def _draw_block(self) -> list[float]:
+        rng, args, size = self._rng, self.args, LATENCY_BLOCK
+        if self.kind == "const":
+            values = np.full(size, args[0])
+        elif self.kind == "uniform":
+            values = rng.uniform(args[0], args[1], size)
+        elif self.kind == "normal":
+            values = np.maximum(rng.normal(args[0], args[1], size), 0.0)
+        elif self.kind == "lognormal":
+            values = args[0] * np.exp(rng.normal(0.0, args[1], size))
+        else:
+            values = rng.exponential(args[0], size)
+        return values.tolist()[::-1]
+
+    def draw(self) -> float:
+        """Seconds."""
+        if not self._block:
+            self._block = self._draw_block()
+        return self._block.pop()
+
+
+@dataclass(frozen=True)
+class Report:
+    """A dead-node report as a seed reads it (wire.DeadNodeReport without addresses)."""
+
+    dead: int
+    reporter: int
+    signature: None = None
+
+    @property
+    def text(self) -> str:
+        return f"Dead Node:{self.dead}:{self.reporter}"
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A removal notice from one seed to another (wire.RemovalNotice without addresses)."""
+
+    seed: str
+    dead: int
+
+
+class _Table(PeerTable):
+    def _snapshot(self, exclude=None):
+        # The network hands out its pools instead: a copy per registration is O(N).
+        return None
+
+
+class _SeedLog:
+    """A simulated seed's log: the events the network acts on or counts."""
+
+    def __init__(self, network: Network, seed: str) -> None:
+        self.network, self.seed = network, seed
+
+    def event(self, name: str, **fields: object) -> None:
+        if name == logformat.PL_REMOVED:
+            self.network.on_removed(self.seed, fields["peer"])
+        elif name == logformat.DEAD_NODE_DECISION:
+            self.network.decisions[fields["decision"]] += 1
+
+
+class SimSeed(Seed):
+    """A seed.Seed whose probes, announcements and reconsidering go through the simulation."""
+
+    def __init__(self, name: str, network: Network, probe_timeout: float) -> None:
+        server = SimpleNamespace(address=name, stopping=threading.Event(), handler=None)
+        super().__init__(server, _SeedLog(network, name), SeedSettings(probe_timeout=probe_timeout, auth=False))
+        self.table = _Table(max_peers=sys.maxsize, max_links=sys.maxsize)
+        self.network = network
+        self.pool = DegreePool(network.capacity)
+
+    def probe(self, peer: int) -> bool:
+        return self.network.is_alive(peer)
+
+    def seed_list(self) -> list[str]:
+        return self.network.seed_names
+
+    def announce_later(self, dead: int) -> None:
+        self.network.schedule_notices(self.address, dead)
+
+    def reconsider_later(self, accused: list[int]) -> None:
+        self.network.schedule_reconsider(self.address, accused)
+
+
+class Network:
+    """Who is registered where, who links to whom, who is alive.  Peers are ints 0..capacity-1."""
+
+    def __init__(self, capacity: int, seeds: int, model: str, latency: Latency, rng: random.Random,
+                 ping_misses: int, probe_timeout: float, max_links: int = MAX_CONNECTIONS) -> None:
+        if seeds < 1:
+            raise SimulationError("a network needs at least one seed")
+        topology.join_target(model, random.Random(0))  # an unknown model fails here, not mid-run
+        self.capacity, self.model, self.latency, self.rng = capacity, model, latency, rng
+        self.ping_misses, self.max_links = ping_misses, max_links
+        self.union = DegreePool(capacity)  # every peer some seed lists
+        self._listings = bytearray(capacity)  # seeds listing each peer
+        self._partly_removed: set[int] = set()  # peers some seeds removed and others still list
+        self.seed_names = [f"seed{index}" for index in range(seeds)]
+        self.seeds = {name: SimSeed(name, self, probe_timeout) for name in self.seed_names}
+        self.registered: list[list[SimSeed]] = [[] for _ in range(capacity)]
+        self.neighbours: list[dict[int, float]] = [{} for _ in range(capacity)]  # peer -> latency (s)
+        self.trackers: list[dict[int, LivenessTracker]] = [{} for _ in range(capacity)]
+        self.message_lists: list[MessageList[int, int]] = []
+        self.alive = bytearray(capacity)
+        self.peers = 0  # ids handed out so far
+        self.decisions = {"removed": 0, "rejected": 0, "accepted": 0, "ignored": 0}
+        # Set by the simulation: called as (seed, peer) when a seed removes a peer, and to schedule seed work.
+        self.removed: Callable[[str, int], None] = lambda seed, peer: None
+        self.later: Callable[[float, Callable[..., object], tuple], None] = lambda delay, fn, args: fn(*args)
+        self.probe_timeout = probe_timeout
+
+    # --- Peers ---------------------------------------------------------------------
+
+    def new_peer(self) -> int:
+        if self.peers >= self.capacity:
+            raise SimulationError(f"more than {self.capacity} peers; raise the capacity")
+        peer = self.peers
+        self.peers += 1
+        self.alive[peer] = 1
+        self.message_lists.append(MessageList())
+        return peer
+
+    def is_alive(self, peer: int) -> bool:
+        return bool(self.alive[peer])
+
+    def join(self, peer: int) -> list[int]:
+        """Register ``peer`` with a random majority of the seeds and link it as peer.Peer.connect does.
+
+        Returns the neighbours it linked to.
+        """
+        need = len(self.seed_names) // 2 + 1
+        chosen = [self.seeds[name] for name in self.rng.sample(self.seed_names, len(self.seed_names))[:need]]
+        lists = [seed.pool for seed in chosen]  # as they stood before this registration
+        target = topology.join_target(self.model, self.rng)
+        linked: list[int] = []
+        # self.union is the union of any majority's lists except while a removal
+        # spreads among the seeds: peers none of these lists holds are not offered.
+        unreachable = {peer for peer in self._partly_removed if not any(peer in pool for pool in lists)}
+        while True:
+            picks = topology.next_neighbours(lists, self.model, target, self.rng, linked=linked,
+                                             unreachable=unreachable, union=self.union)
+            if not picks:
+                break
+            for neighbour in picks:
+                if self.alive[neighbour] and len(self.neighbours[neighbour]) < self.max_links:
+                    linked.append(neighbour)
+                else:
+                    unreachable.add(neighbour)  # refused: dead, or at its connection limit
+        for seed in chosen:
+            seed.table.register(peer, None)
+            seed.pool.add(peer, 0)
+            self.registered[peer].append(seed)
+        self.union.add(peer, 0)
+        self._listings[peer] = len(chosen)
+        for neighbour in linked:
+            self.link(peer, neighbour)
+        return linked
+
+    def link(self, a: int, b: int, latency: float | None = None) -> float:
+        """Open the link a-b (both ends report it to their seeds); its latency."""
+        latency = self.latency.draw() if latency is None else latency
+        for one, other in ((a, b), (b, a)):
+            self.neighbours[one][other] = latency
+            self.trackers[one][other] = LivenessTracker(self.ping_misses)
+            for seed in self.registered[one]:
+                if seed.table.get(one) is not None:
+                    seed.table.record_link(one, other)
+            self._degree_changed(one)
+        return latency
+
+    def unlink(self, peer: int, neighbour: int) -> None:
+        """``peer`` drops its link to ``neighbour`` (it reported it dead)."""
+        self.neighbours[peer].pop(neighbour, None)
+        self.trackers[peer].pop(neighbour, None)
+        self._degree_changed(peer)
+
+    def _degree_changed(self, peer: int) -> None:
+        degree = len(self.neighbours[peer])
+        if peer in self.union:
+            self.union.set_degree(peer, degree)
+        for seed in self.registered[peer]:
+            if peer in seed.pool:
+                seed.pool.set_degree(peer, degree)
+
+    def crash(self, peer: int) -> None:
+        self.alive[peer] = 0
+
+    # --- Seeds ---------------------------------------------------------------------
+
+    def report_dead(self, dead: int, reporter: int, delay: float) -> None:
+        """``reporter`` sends its report to every seed, arriving after ``delay``."""
+        report = Report(dead, reporter)
+        for seed in self.seeds.values():
+            self.later(delay, seed.on_dead_node, (report,))
+
+    def on_removed(self, seed_name: str, peer: int) -> None:
+        seed = self.seeds[seed_name]
+        if peer in seed.pool:
+            seed.pool.remove(peer)
+            self._listings[peer] -= 1
+            if self._listings[peer]:
+                self._partly_removed.add(peer)
+            else:
+                self._partly_removed.discard(peer)
+                self.union.remove(peer)
+        self.removed(seed_name, peer)
+
+    def schedule_notices(self, sender: str, dead: int) -> None:
+        notice = Notice(sender, dead)
+        for name, seed in self.seeds.items():
+            if name != sender:
+                # Sent once the sender's own liveness check of the dead peer has timed out.
+                self.later(self.probe_timeout + self.latency.draw(), seed.on_removal_notice, (notice,))
+
+    def schedule_reconsider(self, seed_name: str, accused: list[int]) -> None:
+        seed = self.seeds[seed_name]
+        for peer in sorted(accused):
+            # Its probes of silent neighbours take a probe timeout when they are dead.
+            self.later(self.probe_timeout, seed.reconsider, (peer,))

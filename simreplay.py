@@ -1,0 +1,228 @@
+"""Replay a real run's log in the simulator and compare: is the simulator to be trusted?
+
+The log gives the scenario: every link as each end opened (and closed) it,
+each message with its origin and creation time (the timestamp in its text,
+taken before it was signed and sent), and each peer killed (its last line;
+one that logged STOPPED lived to the end).  The simulator then runs the
+project's forwarding rule over exactly that, with measured timings:
+
+- link latency: the one-hop floor of bench.py (one line between two Python
+  processes, RTT/2), from ``--bench`` JSON or measured now the same way;
+- processing: the CPU a real peer spends per message, from bench.py's CPU per
+  message (``--bench``) or the simulator's default, which is that figure;
+- cores: this machine's, shared by every peer, as they were in the real run.
+
+Criteria (all must hold):
+
+- receivers: per message, the set of peers that got it is exactly the real one;
+- hops: each receiver's hop count (real: by the ``from=`` chain of first
+  receipts) matches for at least 95% of receipts;
+- time: the median dissemination time (creation to the last receipt) is
+  within 25% of the real median.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import logformat
+import runlog
+from runlog import _DIAL_FAILURES
+from simcore import CLOSE, CREATE, DIE, OPEN, Simulation
+from simnet import Latency, Network, SimulationError
+
+HOPS_NEEDED = 0.95
+MEDIAN_TOLERANCE = 0.25
+
+# Ping-pongs timed for the one-hop floor when no bench.py JSON is given (as bench.py --quick).
+FLOOR_ROUNDS = 1000
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The measured timings a replay runs with."""
+
+    one_hop_s: float  # link latency: bench.py's one-hop floor
+    processing_s: float  # per message new to a peer
+    cores: int
+    source: str  # where the figures came from
+
+
+@dataclass
+class Comparison:
+    messages: int
+    receivers_exact: int  # messages whose receivers match exactly
+    receipts: int  # receipts compared for hops
+    hops_equal: int
+    real_median_s: float | None
+    sim_median_s: float | None
+    mismatched: list[str]  # a few messages whose receivers differ, for the report
+
+    @property
+    def hops_share(self) -> float:
+        return self.hops_equal / self.receipts if self.receipts else 1.0
+
+    @property
+    def median_error(self) -> float | None:
+        if not self.real_median_s or self.sim_median_s is None:
+            return None
+        return abs(self.sim_median_s - self.real_median_s) / self.real_median_s
+
+    @property
+    def checks(self) -> dict[str, bool]:
+        error = self.median_error
+        return {"receivers": self.receivers_exact == self.messages,
+                "hops": self.hops_share >= HOPS_NEEDED,
+                "time": error is not None and error <= MEDIAN_TOLERANCE}
+
+    @property
+    def passed(self) -> bool:
+        return all(self.checks.values())
+
+    def text(self) -> str:
+        error = self.median_error
+        lines = [
+            f"receivers  {self.receivers_exact} of {self.messages} messages reached exactly the real receivers "
+            f"[{'ok' if self.checks['receivers'] else 'FAIL'}]",
+            f"hops       {self.hops_equal} of {self.receipts} receipts ({100 * self.hops_share:.1f}%) have the real "
+            f"hop count; need {100 * HOPS_NEEDED:.0f}% [{'ok' if self.checks['hops'] else 'FAIL'}]",
+            f"time       dissemination median {_ms(self.sim_median_s)} simulated vs {_ms(self.real_median_s)} real"
+            f" ({'-' if error is None else f'{100 * error:.0f}%'} apart; need <= {100 * MEDIAN_TOLERANCE:.0f}%)"
+            f" [{'ok' if self.checks['time'] else 'FAIL'}]",
+        ]
+        lines += [f"  differs: {item}" for item in self.mismatched]
+        return "\n".join(lines)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{1000 * value:.2f} ms"
+
+
+def created_at(message: runlog.Message) -> float:
+    """When the origin made the message: the timestamp its text starts with, else its log line's time."""
+    try:
+        return float(message.text.split(":", 1)[0])
+    except ValueError:
+        return message.created
+
+
+def measured_timing(bench_json: str | None) -> Timing:
+    """The one-hop floor and processing time: from bench.py's JSON, or measured now as bench.py does."""
+    from simulate import DEFAULT_PROCESSING_MS
+
+    cores = os.cpu_count() or 1
+    if bench_json:
+        try:
+            sections = json.loads(Path(bench_json).read_text())["sections"]
+            one_hop = float(sections["floor"]["one_way_s"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise SimulationError(f"{bench_json}: no one-hop floor in it ({exc})") from None
+        processing = DEFAULT_PROCESSING_MS / 1000
+        rows = sections.get("dissemination")
+        for row in rows if isinstance(rows, list) else []:
+            if isinstance(row, dict) and row.get("cpu_per_message_s") and row.get("peers"):
+                processing = float(row["cpu_per_message_s"]) / int(row["peers"])
+        return Timing(one_hop, processing, cores, f"bench.py JSON {bench_json}")
+    from benchspread import measure_floor
+
+    floor = measure_floor(FLOOR_ROUNDS)
+    return Timing(floor["one_way_s"], DEFAULT_PROCESSING_MS / 1000, cores,
+                  f"one-hop floor measured now ({FLOOR_ROUNDS} ping-pongs, as bench.py)")
+
+
+def replay(run: runlog.Run, timing: Timing, rng_seed: int = 1) -> tuple[Simulation, list[runlog.Address],
+                                                                          list[tuple[runlog.Address, str]]]:
+    """Simulate the run's scenario; (simulation after running, peers by index, message keys by index)."""
+    peers = sorted(run.peers)
+    if not peers or not run.messages:
+        raise SimulationError("the log has no peers or no gossip messages to replay")
+    index = {peer: number for number, peer in enumerate(peers)}
+    rng = random.Random(rng_seed)
+    network = Network(len(peers), 1, "preferential", Latency("const:0", np.random.default_rng(rng_seed)), rng,
+                      ping_misses=3, probe_timeout=0.0)
+    for _ in peers:
+        network.new_peer()
+    simulation = Simulation(network, rng, timing.processing_s, timing.cores, liveness=False)
+    for event in run.events:
+        if event.role != "peer" or event.event not in (logformat.LINK_OPENED, logformat.LINK_CLOSED):
+            continue
+        try:
+            neighbour = index[event.address("neighbour")]
+        except (KeyError, logformat.LogFormatError):
+            continue
+        if event.event == logformat.LINK_OPENED:
+            simulation.at(event.timestamp, OPEN, index[event.node], neighbour, timing.one_hop_s)
+        elif not event.fields.get("reason", "").startswith(_DIAL_FAILURES):
+            simulation.at(event.timestamp, CLOSE, index[event.node], neighbour)
+    for peer, node in run.peers.items():
+        if node.stopped is None:  # killed: nothing after its last line
+            simulation.at(node.last_seen, DIE, index[peer])
+    keys = sorted(run.messages, key=lambda key: created_at(run.messages[key]))
+    for key in keys:
+        created = created_at(run.messages[key])
+        simulation.at(created, CREATE, simulation._new_message(index[key[0]], created))
+    simulation.run()
+    return simulation, peers, keys
+
+
+def compare(run: runlog.Run, simulation: Simulation, peers: list, keys: list) -> Comparison:
+    real_hops = run.hop_counts()
+    exact = receipts = equal = 0
+    mismatched: list[str] = []
+    real_times, sim_times = [], []
+    for number, key in enumerate(keys):
+        record = simulation.messages[number]
+        created = record.created
+        real = run.receipts.get(key, {})
+        real_receivers = set(real) - {key[0]}
+        simulated = {peers[peer]: (record.received[peer], record.hops[peer]) for peer in range(len(peers))
+                     if record.received[peer] == record.received[peer] and peers[peer] != key[0]}
+        if set(simulated) == real_receivers:
+            exact += 1
+        elif len(mismatched) < 5:
+            missing, extra = sorted(real_receivers - set(simulated)), sorted(set(simulated) - real_receivers)
+            mismatched.append(f"{key[1]} from {key[0]}: only real {missing[:3]}, only simulated {extra[:3]}")
+        hops = real_hops.get(key, {})
+        for peer in real_receivers & set(simulated):
+            if peer in hops:
+                receipts += 1
+                equal += hops[peer] == simulated[peer][1]
+        if real_receivers:
+            real_times.append(max(real[peer].time for peer in real_receivers) - created)
+        if simulated:
+            sim_times.append(max(time for time, _ in simulated.values()) - created)
+    return Comparison(len(keys), exact, receipts, equal,
+                      statistics.median(real_times) if real_times else None,
+                      statistics.median(sim_times) if sim_times else None, mismatched)
+
+
+def main(log: str, out: Path, bench_json: str | None, rng_seed: int) -> int:
+    try:
+        run = runlog.Run.load(log)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SimulationError(f"cannot read {log}: {exc}") from None
+    timing = measured_timing(bench_json)
+    simulation, peers, keys = replay(run, timing, rng_seed)
+    comparison = compare(run, simulation, peers, keys)
+    print(f"replayed {log}: {len(peers)} peers, {len(run.links)} links, {len(keys)} messages; "
+          f"one hop {1e6 * timing.one_hop_s:.0f} us, processing {1e3 * timing.processing_s:.2f} ms, "
+          f"{timing.cores} cores ({timing.source})")
+    print(comparison.text())
+    result = {"log": log, "timing": timing.__dict__, "checks": comparison.checks, "passed": comparison.passed,
+              **{key: value for key, value in comparison.__dict__.items()},
+              "hops_share": comparison.hops_share, "median_error": comparison.median_error}
+    (out / "replay.json").write_text(json.dumps(result, indent=1))
+    print(f"{'PASS' if comparison.passed else 'FAIL'}; wrote {out / 'replay.json'}")
+    return 0 if comparison.passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit("run it as: python simulate.py --replay LOG")

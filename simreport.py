@@ -1,0 +1,237 @@
+"""What a simulation run found: its numbers (``summarise``), their text, and its figures.
+
+Numbers come from a simcore.Outcome and the network it ran on:
+
+- reach: of the peers that were there when a message was made and are alive
+  at the end (less its origin), the share that got it; a message whose
+  origin left before its time is never made and not counted (peers that join
+  later get messages too, by catch-up, but are not counted);
+- dissemination time: creation to the last of those receipts, for messages
+  that reached them all; receipt delay: creation to each receipt;
+- hops, and transmissions per message (copies the forwarding rule sent;
+  catch-up copies on new links apart);
+- detection: for each peer that crashed or left, the first dead-node report
+  about it and its removal by every seed that listed it; false reports are
+  reports about a peer alive at the time.
+
+The figures draw on matplotlib's Agg backend; this module picks no GUI.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+
+from simcore import Outcome
+from simnet import Network
+
+
+def _stats(values: np.ndarray) -> dict[str, float | None]:
+    if not len(values):
+        return {"median": None, "p99": None, "max": None}
+    return {"median": float(np.median(values)), "p99": float(np.quantile(values, 0.99, method="inverted_cdf")),
+            "max": float(values.max())}
+
+
+def summarise(outcome: Outcome, network: Network, settings: dict | None = None) -> dict:
+    """The run's numbers, as plain JSON-ready values."""
+    peers = network.peers
+    alive = np.frombuffer(bytes(network.alive[:peers]), dtype=np.uint8).astype(bool)
+    degrees = np.array([len(network.neighbours[peer]) for peer in range(peers)], dtype=np.int64)
+    links = int(degrees.sum()) // 2
+    reach, dissemination, delays_all, hop_counts = [], [], [], Counter()
+    transmissions, catch_up, per_message = [], 0, []
+    curve_delays = []
+    joined = np.frombuffer(outcome.joined, dtype=np.float64)[:peers]
+    made = [record for record in outcome.messages if record.made]
+    expected_total = 0
+    for record in made:
+        received = np.frombuffer(record.received, dtype=np.float64)[:peers]
+        expected = alive & (joined <= record.created)
+        expected[record.origin] = False
+        got = expected & ~np.isnan(received)
+        want = int(expected.sum())
+        expected_total += want
+        share = float(got.sum() / want) if want else 1.0
+        delays = received[got] - record.created
+        hops = np.frombuffer(record.hops, dtype=np.uint16)[:peers][got]
+        hop_counts.update(Counter(hops.tolist()))
+        reach.append(share)
+        if share == 1.0 and want:
+            dissemination.append(float(delays.max()))
+        delays_all.append(delays)
+        curve_delays.append(delays)
+        transmissions.append(record.transmissions)
+        catch_up += record.catch_up
+        per_message.append({"origin": record.origin, "created": record.created, "reach": share,
+                            "dissemination": float(delays.max()) if share == 1.0 and want else None,
+                            "transmissions": record.transmissions})
+    delays_flat = np.concatenate(delays_all) if delays_all else np.array([])
+    result = {
+        "settings": settings or {},
+        "peers": peers,
+        "live_at_end": int(alive.sum()),
+        "links": links,
+        "degree": {"min": int(degrees[alive].min()) if alive.any() else 0,
+                   "median": float(np.median(degrees[alive])) if alive.any() else 0.0,
+                   "max": int(degrees.max()) if peers else 0},
+        "degrees": degrees[alive].tolist(),
+        "messages": len(made),
+        "messages_not_made": len(outcome.messages) - len(made),
+        "reach": {"mean": float(np.mean(reach)) if reach else None, "min": float(min(reach)) if reach else None,
+                  "complete": sum(1 for share in reach if share == 1.0)},
+        "dissemination_s": _stats(np.array(dissemination)),
+        "receipt_delay_s": _stats(delays_flat),
+        "hops": {"mean": float(sum(h * n for h, n in hop_counts.items()) / max(sum(hop_counts.values()), 1)),
+                 "max": max(hop_counts, default=0),
+                 "counts": {str(h): n for h, n in sorted(hop_counts.items())}},
+        "transmissions_per_message": float(np.mean(transmissions)) if transmissions else None,
+        "transmissions_per_link": float(np.mean(transmissions)) / links if transmissions and links else None,
+        "catch_up_copies": catch_up,
+        "reach_curve": _reach_curve(curve_delays, expected_total),
+        "detection": _detection(outcome, network),
+        "events": outcome.events,
+        "simulated_s": outcome.end,
+        "per_message": per_message,
+    }
+    return result
+
+
+def _reach_curve(delays: list[np.ndarray], expected: int, points: int = 200) -> dict[str, list[float]]:
+    """Share of all expected receipts made by each time since creation (a CDF)."""
+    if not delays or not expected:
+        return {"time_s": [], "reach": []}
+    pooled = np.sort(np.concatenate(delays))
+    if not len(pooled):
+        return {"time_s": [], "reach": []}
+    ranks = np.unique(np.linspace(0, len(pooled) - 1, points).astype(np.int64))
+    return {"time_s": pooled[ranks].tolist(), "reach": ((ranks + 1) / expected).tolist()}
+
+
+def _detection(outcome: Outcome, network: Network) -> dict:
+    first_report: dict[int, float] = {}
+    false_reports = 0
+    for time, _, accused, alive_then in outcome.reports:
+        if alive_then:
+            false_reports += 1
+        elif accused not in first_report:
+            first_report[accused] = time
+    report_delays, removal_delays, undetected = [], [], 0
+    for peer, died in outcome.deaths.items():
+        if peer in first_report:
+            report_delays.append(first_report[peer] - died)
+        else:
+            undetected += 1
+        removed = outcome.removals.get(peer, {})
+        listed = {seed.address for seed in network.registered[peer]}
+        if removed and listed <= removed.keys():
+            removal_delays.append(max(removed[seed] for seed in listed) - died)
+    return {"departed": len(outcome.deaths), "reported": len(report_delays), "unreported": undetected,
+            "removed_everywhere": len(removal_delays),
+            "first_report_s": _stats(np.array(report_delays)), "removal_s": _stats(np.array(removal_delays)),
+            "reports": len(outcome.reports), "false_reports": false_reports,
+            "seed_decisions": dict(network.decisions)}
+
+
+def _s(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def text(result: dict) -> str:
+    """The summary a person reads."""
+    degree, reach = result["degree"], result["reach"]
+    dissemination, delay, detection = result["dissemination_s"], result["receipt_delay_s"], result["detection"]
+    lines = [
+        f"peers          {result['peers']} ({result['live_at_end']} alive at the end), {result['links']} links; "
+        f"degree min {degree['min']}, median {degree['median']:g}, max {degree['max']}",
+        f"messages       {result['messages']}; reach mean {_pct(reach['mean'])}, min {_pct(reach['min'])}, "
+        f"{reach['complete']} reached every live peer",
+        f"dissemination  median {_s(dissemination['median'])}, p99 {_s(dissemination['p99'])} "
+        f"(receipt delay median {_s(delay['median'])}, p99 {_s(delay['p99'])})",
+        f"hops           mean {result['hops']['mean']:.2f}, max {result['hops']['max']}",
+        f"transmissions  {_num(result['transmissions_per_message'])} per message "
+        f"({_num(result['transmissions_per_link'], 2)} x links); catch-up copies {result['catch_up_copies']}",
+    ]
+    if detection["departed"]:
+        lines.append(
+            f"detection      {detection['departed']} departed: {detection['reported']} reported "
+            f"(first report median {_s(detection['first_report_s']['median'])}, "
+            f"max {_s(detection['first_report_s']['max'])}), {detection['removed_everywhere']} removed by every "
+            f"seed listing them (median {_s(detection['removal_s']['median'])}); "
+            f"{detection['false_reports']} false reports")
+    lines.append(f"events         {result['events']:,} over {result['simulated_s']:.1f} simulated s")
+    return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+# --- Figures ----------------------------------------------------------------------
+
+
+def _figure(width: float = 6.4, height: float = 4.2):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def draw_reach(result: dict, path: str) -> None:
+    """Reach vs time since creation: share of all expected receipts made by then."""
+    fig = _figure()
+    ax = fig.subplots()
+    curve = result["reach_curve"]
+    if curve["time_s"]:
+        times = np.maximum(np.array(curve["time_s"]) * 1000, 1e-3)
+        ax.step(times, 100 * np.array(curve["reach"]), where="post")
+        ax.set_xscale("log")
+    ax.set_xlabel("time since creation (ms, log)")
+    ax.set_ylabel("receipts made (% of live peers x messages)")
+    ax.set_ylim(0, 101)
+    ax.set_title(f"Reach vs time, N={result['peers']:,}")
+    ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=110)
+
+
+def draw_degrees(result: dict, path: str) -> None:
+    """Degree distribution of the live peers on log-log axes."""
+    fig = _figure()
+    ax = fig.subplots()
+    counts = Counter(result["degrees"])
+    degrees = sorted(k for k in counts if k > 0)
+    if degrees:
+        total = sum(counts.values())
+        ax.loglog(degrees, [counts[k] / total for k in degrees], "o", markersize=3)
+    ax.set_xlabel("degree k (log)")
+    ax.set_ylabel("P(k) (log)")
+    ax.set_title(f"Degree distribution, N={result['peers']:,}")
+    ax.grid(alpha=0.3, which="both")
+    fig.savefig(path, dpi=110)
+
+
+def draw_scale(rows: list[dict], path: str) -> None:
+    """Dissemination time (median and p99) against N on a log axis."""
+    fig = _figure()
+    ax = fig.subplots()
+    rows = [row for row in rows if row["dissemination_s"]["median"] is not None]
+    sizes = [row["peers"] for row in rows]
+    for key, label in (("median", "median"), ("p99", "p99")):
+        ax.plot(sizes, [row["dissemination_s"][key] * 1000 for row in rows], "o-", label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("peers N (log)")
+    ax.set_ylabel("dissemination time (ms)")
+    ax.set_title("Time for a message to reach every live peer")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    if sizes:
+        ax.set_xlim(min(sizes) / 1.5, max(sizes) * 1.5)
+        ax.set_ylim(0, math.ceil(max(row["dissemination_s"]["p99"] for row in rows) * 1100))
+    fig.savefig(path, dpi=110)

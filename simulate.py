@@ -1,0 +1,295 @@
+"""Simulate the gossip network at scales one machine's sockets cannot reach, or replay a real run.
+
+    python simulate.py -n 100000 [--latency DIST] [--fail 0.1] [--churn RATE]
+                       [--degree-model preferential|report] [--rng-seed N] [--out DIR]
+    python simulate.py --scale 100,1000,10000,100000 [--out DIR]
+    python simulate.py --replay outputfile.txt [--bench bench.json]
+
+The overlay is grown by replaying joins through simulated seeds with the
+project's own code (simnet.py), then a discrete-event simulation (simcore.py)
+runs gossip and liveness over it with the project's own Message List,
+forwarding rule and liveness rule.  simreport.py writes the numbers and
+figures; simreplay.py checks the simulator against a real run's log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+import simreport
+import topology
+from config import MAX_CONNECTIONS, PeerSettings, SeedSettings, positive_float, positive_int
+from simcore import CRASH, JOIN, LEAVE, Simulation, schedule_messages
+from simnet import Latency, Network, SimulationError
+
+DEFAULT_OUT = "sim"
+
+# CPU a real peer spends per message it forwards, in ms: bench.py's CPU per
+# message at N=100 (77.7 ms) over its 100 peers, rounded (README, Performance).
+DEFAULT_PROCESSING_MS = 0.8
+
+# Sizes of --scale when none are given.
+DEFAULT_SCALE = (100, 1_000, 10_000, 100_000)
+
+
+@dataclass
+class Scenario:
+    """One synthetic run: the command line's settings, with the report's timings as defaults."""
+
+    peers: int = 1000
+    seeds: int = 3
+    messages: int = 100
+    message_gap: float = 0.1  # seconds between two messages' creation
+    latency: str = "lognormal:20:0.5"
+    processing_ms: float = DEFAULT_PROCESSING_MS
+    cores: int = 0
+    degree_model: str = topology.PREFERENTIAL
+    fail: float = 0.0
+    fail_at: float | None = None  # None: half way through the messages
+    churn: float = 0.0  # joins per second, and as many leaves
+    ping_interval: float = PeerSettings.ping_interval
+    ping_misses: int = PeerSettings.ping_misses
+    probe_timeout: float = SeedSettings.probe_timeout
+    max_links: int = MAX_CONNECTIONS
+    rng_seed: int = 1
+
+    @property
+    def last_message(self) -> float:
+        return max(self.messages - 1, 0) * self.message_gap
+
+    @property
+    def crash_time(self) -> float:
+        return self.last_message / 2 if self.fail_at is None else self.fail_at
+
+
+class Progress:
+    """A one-line progress bar on stderr, redrawn at most every 0.2 s; silent when off."""
+
+    WIDTH = 30
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._last = 0.0
+        self._shown = False
+
+    def show(self, label: str, fraction: float, detail: str = "") -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self._last < 0.2 and fraction < 1):
+            return
+        self._last = now
+        filled = int(self.WIDTH * min(max(fraction, 0.0), 1.0))
+        sys.stderr.write(f"\r{label:<10} [{'#' * filled}{'.' * (self.WIDTH - filled)}] "
+                         f"{100 * min(fraction, 1.0):5.1f}% {detail}\033[K")
+        sys.stderr.flush()
+        self._shown = True
+
+    def done(self) -> None:
+        if self._shown:
+            sys.stderr.write("\n")
+            self._shown = False
+
+
+def run(scenario: Scenario, progress: Progress | None = None) -> tuple[dict, Simulation]:
+    """Grow the overlay, run the events, and summarise: (result, simulation)."""
+    progress = progress or Progress(False)
+    rng = random.Random(scenario.rng_seed)
+    latency = Latency(scenario.latency, np.random.default_rng(scenario.rng_seed))
+    events_end = scenario.last_message
+    liveness = scenario.fail > 0 or scenario.churn > 0
+    joins: list[float] = []
+    if scenario.churn:
+        moment = rng.expovariate(scenario.churn)
+        while moment < events_end:
+            joins.append(moment)
+            moment += rng.expovariate(scenario.churn)
+    network = Network(scenario.peers + len(joins), scenario.seeds, scenario.degree_model, latency, rng,
+                      scenario.ping_misses, scenario.probe_timeout, scenario.max_links)
+    started = time.monotonic()
+    for count in range(scenario.peers):
+        network.join(network.new_peer())
+        if not count % 1000:
+            progress.show("overlay", count / scenario.peers, f"{count:,} peers joined")
+    progress.show("overlay", 1.0, f"{scenario.peers:,} peers joined in {time.monotonic() - started:.1f} s")
+    progress.done()
+    simulation = Simulation(network, rng, scenario.processing_ms / 1000, scenario.cores, scenario.ping_interval,
+                            liveness=liveness)
+    for peer in range(scenario.peers):
+        simulation.start_ticks(peer, 0.0)
+    schedule_messages(simulation, scenario.messages, 0.0, scenario.message_gap)
+    end = math.inf
+    if scenario.fail:
+        simulation.at(scenario.crash_time, CRASH, scenario.fail)
+    if scenario.churn:
+        for moment in joins:
+            simulation.at(moment, JOIN)
+        moment = rng.expovariate(scenario.churn)
+        while moment < events_end:
+            simulation.at(moment, LEAVE)
+            moment += rng.expovariate(scenario.churn)
+    if liveness:
+        # Every departure has time to be detected (ping-misses + 1 intervals) and removed.
+        last_departure = max(scenario.crash_time if scenario.fail else 0.0, events_end)
+        end = last_departure + (scenario.ping_misses + 2) * scenario.ping_interval + 3 * scenario.probe_timeout
+    horizon = end if end < math.inf else max(events_end, 1e-9)
+    started = time.monotonic()
+    outcome = simulation.run(end, lambda now: progress.show(
+        "events", now / horizon, f"{simulation.events:,}+ events, {now:.2f} simulated s"))
+    progress.show("events", 1.0, f"{outcome.events:,} events in {time.monotonic() - started:.1f} s")
+    progress.done()
+    return simreport.summarise(outcome, network, asdict(scenario)), simulation
+
+
+def run_scale(base: Scenario, sizes: list[int], progress: Progress, out: Path) -> list[dict]:
+    rows = []
+    for size in sizes:
+        scenario = Scenario(**{**asdict(base), "peers": size})
+        started = time.monotonic()
+        result, _ = run(scenario, progress)
+        result["wall_s"] = time.monotonic() - started
+        rows.append(result)
+        print(f"N={size:>7,}: dissemination median {simreport._s(result['dissemination_s']['median'])}, "
+              f"p99 {simreport._s(result['dissemination_s']['p99'])}, hops mean {result['hops']['mean']:.2f}, "
+              f"reach {100 * result['reach']['mean']:.2f}%, {result['wall_s']:.1f} s")
+    slim = [{key: value for key, value in row.items() if key not in ("degrees", "per_message", "reach_curve")}
+            for row in rows]
+    (out / "scale.json").write_text(json.dumps(slim, indent=1))
+    simreport.draw_scale(rows, str(out / "scale.png"))
+    return rows
+
+
+def parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"sizes must be whole numbers separated by commas, not {text!r}") from None
+    if not sizes or min(sizes) < 2:
+        raise argparse.ArgumentTypeError("give at least one size, each >= 2")
+    return sizes
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1): {text!r}")
+    return value
+
+
+def non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    defaults = Scenario()
+    parser = argparse.ArgumentParser(
+        description="Simulate the gossip protocol (the project's own rules) on one core at up to 100,000+ "
+                    "peers, or replay a real run's log to check the simulator against it. Writes "
+                    "result.json and figures to --out. Exit 0 on success (for --replay: the match met "
+                    "every criterion), 1 when a replay does not match, 2 on a usage error, 130 on Ctrl-C.")
+    parser.add_argument("-n", "--peers", type=positive_int, default=defaults.peers,
+                        help=f"peers (default: {defaults.peers})")
+    parser.add_argument("--seeds", type=positive_int, default=defaults.seeds,
+                        help=f"seeds; each peer registers with a majority (default: {defaults.seeds})")
+    parser.add_argument("--messages", type=positive_int, default=defaults.messages,
+                        help=f"gossip messages in all, each from a random live peer (default: {defaults.messages})")
+    parser.add_argument("--message-gap", type=non_negative, default=defaults.message_gap, metavar="S",
+                        help=f"seconds between two messages' creation (default: {defaults.message_gap:g})")
+    parser.add_argument("--latency", default=defaults.latency, metavar="DIST",
+                        help="one-way latency of each link, drawn once per link, in ms: const:M, "
+                             "uniform:LOW:HIGH, normal:MEAN:SD, lognormal:MEDIAN:SIGMA, exp:MEAN "
+                             f"(default: {defaults.latency})")
+    parser.add_argument("--processing", type=non_negative, default=defaults.processing_ms, metavar="MS",
+                        help="ms a peer works on a message new to it before forwarding (default: "
+                             f"{defaults.processing_ms:g}, a real peer's CPU per message from bench.py)")
+    parser.add_argument("--cores", type=int, default=0, metavar="C",
+                        help="share C cores among all peers, as when every peer runs on one host "
+                             "(default: 0, every peer has its own)")
+    parser.add_argument("--degree-model", choices=topology.DEGREE_MODELS, default=defaults.degree_model,
+                        help=f"overlay model (default: {defaults.degree_model})")
+    parser.add_argument("--fail", type=fraction, default=0.0, metavar="F",
+                        help="share of the live peers that crash at once, at --fail-at (default: 0)")
+    parser.add_argument("--fail-at", type=non_negative, default=None, metavar="S",
+                        help="when they crash, in simulated seconds (default: half way through the messages)")
+    parser.add_argument("--churn", type=non_negative, default=0.0, metavar="RATE",
+                        help="peers joining per second, and as many leaving, while messages are made (default: 0)")
+    parser.add_argument("--ping-interval", type=positive_float, default=defaults.ping_interval, metavar="S",
+                        help=f"seconds between liveness requests (default: {defaults.ping_interval:g})")
+    parser.add_argument("--ping-misses", type=positive_int, default=defaults.ping_misses, metavar="N",
+                        help=f"missed requests that make a neighbour dead (default: {defaults.ping_misses})")
+    parser.add_argument("--probe-timeout", type=non_negative, default=defaults.probe_timeout, metavar="S",
+                        help=f"a seed's own liveness check of an accused peer (default: {defaults.probe_timeout:g})")
+    parser.add_argument("--max-links", type=positive_int, default=defaults.max_links, metavar="K",
+                        help=f"links a peer accepts before it refuses more (default: {defaults.max_links}, "
+                             "a real peer's connection limit)")
+    parser.add_argument("--rng-seed", type=int, default=defaults.rng_seed, metavar="N",
+                        help=f"seed of every random draw; the same seed gives the same run (default: "
+                             f"{defaults.rng_seed})")
+    parser.add_argument("--scale", type=parse_sizes, nargs="?", const=list(DEFAULT_SCALE), default=None,
+                        metavar="N,N,...", help="run each size in turn and plot dissemination time against N "
+                                                f"(default sizes: {','.join(map(str, DEFAULT_SCALE))})")
+    parser.add_argument("--replay", metavar="LOG", help="replay a real run's log and compare (simreplay.py)")
+    parser.add_argument("--bench", metavar="JSON", help="with --replay: bench.py's JSON, for its measured "
+                                                        "one-hop floor (default: measure it now)")
+    parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output folder (default: {DEFAULT_OUT})")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    if args.cores < 0:
+        parser.error("--cores must be >= 0")
+    out = Path(args.out)
+    progress = Progress(not args.quiet and sys.stderr.isatty())
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if args.replay:
+            import simreplay
+
+            return simreplay.main(args.replay, out, args.bench, args.rng_seed)
+        scenario = Scenario(peers=args.peers, seeds=args.seeds, messages=args.messages,
+                            message_gap=args.message_gap, latency=args.latency, processing_ms=args.processing,
+                            cores=args.cores, degree_model=args.degree_model, fail=args.fail,
+                            fail_at=args.fail_at, churn=args.churn, ping_interval=args.ping_interval,
+                            ping_misses=args.ping_misses, probe_timeout=args.probe_timeout,
+                            max_links=args.max_links, rng_seed=args.rng_seed)
+        Latency(scenario.latency, np.random.default_rng(0))  # a bad spec fails before any work
+        if args.scale:
+            run_scale(scenario, args.scale, progress, out)
+            print(f"wrote {out / 'scale.json'} and {out / 'scale.png'}")
+            return 0
+        started = time.monotonic()
+        result, _ = run(scenario, progress)
+        result["wall_s"] = time.monotonic() - started
+        (out / "result.json").write_text(json.dumps(result))
+        simreport.draw_reach(result, str(out / "reach.png"))
+        simreport.draw_degrees(result, str(out / "degrees.png"))
+        print(simreport.text(result))
+        print(f"wall time {result['wall_s']:.1f} s; wrote {out / 'result.json'}, {out / 'reach.png'}, "
+              f"{out / 'degrees.png'}")
+        return 0
+    except (SimulationError, OSError) as exc:
+        progress.done()
+        print(f"simulate.py: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        progress.done()
+        print("simulate.py: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
