@@ -44,13 +44,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from config import REPAIR_BACKOFF_CAP
 from gossip import forward_targets
 from simnet import Network
+from topology import RepairSchedule
 
 INF = math.inf
 
 # Event kinds, the third item of a heap entry (time, sequence, kind, a, b, c, d).
-ARRIVE, CREATE, TICK, CRASH, JOIN, LEAVE, CALL, REPLY, OPEN, CLOSE, DIE = range(11)
+ARRIVE, CREATE, TICK, CRASH, JOIN, LEAVE, CALL, REPLY, OPEN, CLOSE, DIE, REPAIR = range(12)
 
 # Events between two progress callbacks.
 PROGRESS_EVERY = 1 << 16
@@ -90,13 +92,18 @@ class Simulation:
     """Events over one network.  ``run`` takes them in time order until none is due before ``end``."""
 
     def __init__(self, network: Network, rng: random.Random, processing: float = 0.0, cores: int = 0,
-                 ping_interval: float = 13.0, liveness: bool = True) -> None:
+                 ping_interval: float = 13.0, liveness: bool = True, repair_interval: float | None = None) -> None:
         self.network = network
         self.rng = rng
         self.processing = processing
         self.cores = [0.0] * cores
         self.ping_interval = ping_interval
         self.liveness = liveness
+        # Overlay repair (repairing.py) paced by topology.RepairSchedule; None: off (--no-repair).
+        self.repair_interval = repair_interval
+        self._schedules: dict[int, RepairSchedule] = {}
+        self.repairs = 0  # rounds run
+        self.repair_links = 0  # links they opened
         self.now = 0.0
         self._heap: list[tuple] = []
         self._sequence = itertools.count(1)
@@ -137,7 +144,8 @@ class Simulation:
 
     # --- Gossip ----------------------------------------------------------------------
 
-    def _new_message(self, origin: int, created: float) -> int:
+    def add_message(self, origin: int, created: float) -> int:
+        """``origin`` makes a message at ``created`` (nothing, if it is gone by then); the message's index."""
         capacity = self.network.capacity
         index = len(self.messages)
         record = MessageRecord(origin, created, array("d", [math.nan]) * capacity, array("H", bytes(2 * capacity)))
@@ -146,6 +154,7 @@ class Simulation:
         self._received.append(record.received)
         self._hops.append(record.hops)
         self._sent.append(0)
+        self.at(created, CREATE, index)
         return index
 
     def _send_all(self, message: int, sender: int, hops: int, done: float, targets: list[int]) -> None:
@@ -259,6 +268,8 @@ class Simulation:
                 neighbours[a].pop(b, None)
             elif kind == DIE:
                 self._die(a, time)
+            elif kind == REPAIR:
+                self._repair(time, a)
             if progress is not None and not events % PROGRESS_EVERY:
                 progress(time)
         self.events += events
@@ -280,6 +291,7 @@ class Simulation:
                 network.unlink(peer, neighbour)
                 self.reports.append((time, peer, neighbour, self.death[neighbour] > time))
                 network.report_dead(neighbour, peer, network.latency.draw())
+                self._want_repair(time, peer)
             elif self.death[neighbour] > time:
                 round_trip = 2 * latency[neighbour]
                 if round_trip < self.ping_interval:
@@ -287,6 +299,32 @@ class Simulation:
                 else:
                     self.at(time + round_trip, REPLY, peer, neighbour)
         self.at(time + self.ping_interval, TICK, peer)
+
+    def _want_repair(self, time: float, peer: int) -> None:
+        """``peer`` lost a link: a repair round as soon as its RepairSchedule allows."""
+        if self.repair_interval is None:
+            return
+        schedule = self._schedules.get(peer)
+        if schedule is None:
+            schedule = self._schedules[peer] = RepairSchedule(self.repair_interval, REPAIR_BACKOFF_CAP)
+        due = schedule.due
+        schedule.lost(time)
+        if due is None or schedule.due < due:
+            self.at(schedule.due, REPAIR, peer)
+
+    def _repair(self, time: float, peer: int) -> None:
+        schedule = self._schedules[peer]
+        if not self.network.alive[peer] or schedule.due is None or schedule.wait(time) > 0:
+            return  # gone, or a round already ran or moved (this event is stale)
+        complete, opened = self.network.repair(peer)
+        self.repairs += 1
+        self.repair_links += len(opened)
+        for neighbour in opened:
+            self._catch_up(neighbour, peer, time)
+            self._catch_up(peer, neighbour, time)
+        schedule.finished(time, complete, bool(opened))
+        if schedule.due is not None:
+            self.at(schedule.due, REPAIR, peer)
 
     def _die(self, peer: int, time: float) -> None:
         if self.network.alive[peer]:
@@ -302,10 +340,13 @@ class Simulation:
         network = self.network
         peer = network.new_peer()
         self.joined[peer] = time
-        for neighbour in network.join(peer):
+        opened = network.join(peer)
+        for neighbour in opened:
             self._catch_up(neighbour, peer, time)
             self._catch_up(peer, neighbour, time)
         self.start_ticks(peer, time)
+        if not opened:
+            self._want_repair(time, peer)  # as peer.Peer.join: no links after joining
 
     def _leave(self, time: float) -> None:
         # A clean stop: its links end, and its neighbours report it on the ping rule
@@ -324,9 +365,7 @@ def schedule_messages(simulation: Simulation, count: int, first: float, gap: flo
     network = simulation.network
     live = [peer for peer in range(network.peers) if network.alive[peer]]
     for number in range(count):
-        created = first + number * gap
-        index = simulation._new_message(simulation.rng.choice(live), created)
-        simulation.at(created, CREATE, index)
+        simulation.add_message(simulation.rng.choice(live), first + number * gap)
 
 
 def percentiles(values: np.ndarray, *fractions: float) -> list[float | None]:

@@ -40,7 +40,7 @@ import numpy as np
 
 import logformat
 import topology
-from config import MAX_CONNECTIONS, SeedSettings
+from config import MAX_CONNECTIONS, REPAIR_DIALS, SeedSettings
 from gossip import MessageList
 from liveness import LivenessTracker
 from seed import PeerTable, Seed
@@ -186,6 +186,7 @@ class Network:
         self.trackers: list[dict[int, LivenessTracker]] = [{} for _ in range(capacity)]
         self.message_lists: list[MessageList[int, int]] = []
         self.alive = bytearray(capacity)
+        self.targets = bytearray(capacity)  # each peer's join target (topology.join_target), capped at 255
         self.peers = 0  # ids handed out so far
         self.decisions = {"removed": 0, "rejected": 0, "accepted": 0, "ignored": 0}
         # Set by the simulation: called as (seed, peer) when a seed removes a peer, and to schedule seed work.
@@ -216,6 +217,7 @@ class Network:
         chosen = [self.seeds[name] for name in self.rng.sample(self.seed_names, len(self.seed_names))[:need]]
         lists = [seed.pool for seed in chosen]  # as they stood before this registration
         target = topology.join_target(self.model, self.rng)
+        self.targets[peer] = min(target, 255)
         linked: list[int] = []
         # self.union is the union of any majority's lists except while a removal
         # spreads among the seeds: peers none of these lists holds are not offered.
@@ -239,6 +241,64 @@ class Network:
         for neighbour in linked:
             self.link(peer, neighbour)
         return linked
+
+    def accepts(self, peer: int) -> bool:
+        """Would a dial to ``peer`` succeed: alive, and below its connection limit."""
+        return bool(self.alive[peer]) and len(self.neighbours[peer]) < self.max_links
+
+    def repair(self, peer: int) -> tuple[bool, list[int]]:
+        """One repair round of repairing.Repairing._repair: (complete, links opened).
+
+        Lists: the current lists of the seeds ``peer`` registered with (a live
+        peer is never removed here but by a false report, so it need not
+        register again).  Anchor: the smallest listed peer below it that links
+        (topology.anchor_candidates' order, walked on the pool); a dead one not
+        yet removed cannot be dialled and leaves the round short.  Then cover and
+        fill by topology.next_neighbours, at most REPAIR_DIALS dials in all.
+        Not modelled: the cover of the lists the peer joined with, less those gone.
+        """
+        lists = [seed.pool for seed in self.registered[peer]]
+        linked = set(self.neighbours[peer])
+        unreachable = {peer} | {other for other in self._partly_removed if not any(other in pool for pool in lists)}
+        refused: set[int] = set()
+        opened: list[int] = []
+        dials, short = REPAIR_DIALS, False
+
+        def attempt(candidate: int) -> bool:
+            nonlocal dials
+            dials -= 1
+            if self.accepts(candidate):
+                self.link(peer, candidate)
+                linked.add(candidate)
+                opened.append(candidate)
+                return True
+            (refused if self.alive[candidate] else unreachable).add(candidate)
+            return False
+
+        for rank in range(len(self.union)):
+            candidate = self.union.kth(rank)
+            if candidate >= peer or candidate in linked:
+                break  # this peer is its own anchor, or the anchor is linked
+            if candidate in unreachable:
+                continue
+            if not dials:
+                short = True
+                break
+            if attempt(candidate):
+                break
+            short = short or candidate in unreachable
+        while dials:
+            picks = topology.next_neighbours(lists, self.model, self.targets[peer], self.rng, linked=linked,
+                                             unreachable=unreachable | refused, union=self.union)
+            if not picks:
+                break
+            for pick in picks[:dials]:
+                attempt(pick)
+        # topology.repair_short, on the pools: short of the target while listed peers are left, or a list untouched.
+        left = len(self.union) - len(linked | unreachable | refused)
+        short = short or (len(linked) < self.targets[peer] and left > 0) or any(
+            len(pool) > (peer in pool) and not any(node in pool for node in linked) for pool in lists)
+        return not short, opened
 
     def link(self, a: int, b: int, latency: float | None = None) -> float:
         """Open the link a-b (both ends report it to their seeds); its latency."""

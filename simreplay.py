@@ -36,7 +36,7 @@ import numpy as np
 import logformat
 import runlog
 from runlog import _DIAL_FAILURES
-from simcore import CLOSE, CREATE, DIE, OPEN, Simulation
+from simcore import CLOSE, DIE, OPEN, Simulation
 from simnet import Latency, Network, SimulationError
 
 HOPS_NEEDED = 0.95
@@ -168,7 +168,7 @@ def replay(run: runlog.Run, timing: Timing, rng_seed: int = 1) -> tuple[Simulati
     keys = sorted(run.messages, key=lambda key: created_at(run.messages[key]))
     for key in keys:
         created = created_at(run.messages[key])
-        simulation.at(created, CREATE, simulation._new_message(index[key[0]], created))
+        simulation.add_message(index[key[0]], created)
     simulation.run()
     return simulation, peers, keys
 

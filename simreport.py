@@ -163,6 +163,8 @@ def text(result: dict) -> str:
             f"max {_s(detection['first_report_s']['max'])}), {detection['removed_everywhere']} removed by every "
             f"seed listing them (median {_s(detection['removal_s']['median'])}); "
             f"{detection['false_reports']} false reports")
+    if result.get("repair", {}).get("rounds"):
+        lines.append(f"repair         {result['repair']['rounds']:,} rounds opened {result['repair']['links']:,} links")
     lines.append(f"events         {result['events']:,} over {result['simulated_s']:.1f} simulated s")
     return "\n".join(lines)
 

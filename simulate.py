@@ -60,6 +60,8 @@ class Scenario:
     ping_misses: int = PeerSettings.ping_misses
     probe_timeout: float = SeedSettings.probe_timeout
     max_links: int = MAX_CONNECTIONS
+    repair: bool = True  # overlay repair after lost links, as real peers do unless --no-repair
+    repair_interval: float | None = None  # None: the ping interval
     rng_seed: int = 1
 
     @property
@@ -120,8 +122,11 @@ def run(scenario: Scenario, progress: Progress | None = None) -> tuple[dict, Sim
             progress.show("overlay", count / scenario.peers, f"{count:,} peers joined")
     progress.show("overlay", 1.0, f"{scenario.peers:,} peers joined in {time.monotonic() - started:.1f} s")
     progress.done()
+    repair_interval = None
+    if scenario.repair:
+        repair_interval = scenario.repair_interval or scenario.ping_interval
     simulation = Simulation(network, rng, scenario.processing_ms / 1000, scenario.cores, scenario.ping_interval,
-                            liveness=liveness)
+                            liveness=liveness, repair_interval=repair_interval)
     for peer in range(scenario.peers):
         simulation.start_ticks(peer, 0.0)
     schedule_messages(simulation, scenario.messages, 0.0, scenario.message_gap)
@@ -145,7 +150,9 @@ def run(scenario: Scenario, progress: Progress | None = None) -> tuple[dict, Sim
         "events", now / horizon, f"{simulation.events:,}+ events, {now:.2f} simulated s"))
     progress.show("events", 1.0, f"{outcome.events:,} events in {time.monotonic() - started:.1f} s")
     progress.done()
-    return simreport.summarise(outcome, network, asdict(scenario)), simulation
+    result = simreport.summarise(outcome, network, asdict(scenario))
+    result["repair"] = {"rounds": simulation.repairs, "links": simulation.repair_links}
+    return result, simulation
 
 
 def run_scale(base: Scenario, sizes: list[int], progress: Progress, out: Path) -> list[dict]:
@@ -238,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-links", type=positive_int, default=defaults.max_links, metavar="K",
                         help=f"links a peer accepts before it refuses more (default: {defaults.max_links}, "
                              "a real peer's connection limit)")
+    parser.add_argument("--repair-interval", type=positive_float, default=None, metavar="S",
+                        help="seconds between repair rounds while one is under way (default: the ping interval)")
+    parser.add_argument("--no-repair", action="store_true",
+                        help="lost links are not replaced (the report's behaviour; default: repair, as real peers)")
     parser.add_argument("--rng-seed", type=int, default=defaults.rng_seed, metavar="N",
                         help=f"seed of every random draw; the same seed gives the same run (default: "
                              f"{defaults.rng_seed})")
@@ -265,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
                             cores=args.cores, degree_model=args.degree_model, fail=args.fail,
                             fail_at=args.fail_at, churn=args.churn, ping_interval=args.ping_interval,
                             ping_misses=args.ping_misses, probe_timeout=args.probe_timeout,
-                            max_links=args.max_links, rng_seed=args.rng_seed)
+                            max_links=args.max_links, repair=not args.no_repair,
+                            repair_interval=args.repair_interval, rng_seed=args.rng_seed)
         Latency(scenario.latency, np.random.default_rng(0))  # a bad spec fails before any work
         if args.scale:
             run_scale(scenario, args.scale, progress, out)
