@@ -54,9 +54,6 @@ INF = math.inf
 # Event kinds, the third item of a heap entry (time, sequence, kind, a, b, c, d).
 ARRIVE, CREATE, TICK, CRASH, JOIN, LEAVE, CALL, REPLY, OPEN, CLOSE, DIE, REPAIR = range(12)
 
-# Events between two progress callbacks.
-PROGRESS_EVERY = 1 << 16
-
 # Largest hop count stored (unsigned 16-bit array per message).
 MAX_HOPS = 65_535
 
@@ -85,7 +82,7 @@ class Outcome:
     removals: dict[int, dict[str, float]]  # peer -> seed -> time removed
     end: float
     events: int
-    lost: int  # copies that reached a crashed peer
+    lost: int  # first copies (per peer and message) that reached a crashed peer; later ones are pruned
 
 
 class Simulation:
@@ -168,6 +165,33 @@ class Simulation:
                 best[target] = arrival
                 heapq.heappush(heap, (arrival, 0, ARRIVE, message, target, sender, hops))
 
+    def _never_sent(self, message: int, peer: int, time: float) -> None:
+        """A copy to ``peer`` whose sender crashed before it was done with the message: it was never sent.
+
+        Pruning may have left off the heap the copies from other neighbours
+        that this one beat; put the earliest of those still due on it now.
+        """
+        best = self._best[message]
+        if best[peer] != time:
+            return  # an earlier copy is on its way, or the peer has the message
+        best[peer] = INF
+        received, neighbours = self._received[message], self.network.neighbours
+        message_lists = self.network.message_lists
+        earliest, sender = INF, None
+        for neighbour in neighbours[peer]:
+            done = received[neighbour]
+            if done != done or self.death[neighbour] < done or peer not in neighbours[neighbour]:
+                continue  # does not have it, or never passes it on, or not linked to the peer
+            if message_lists[neighbour].first_sender(message) == peer:
+                continue
+            arrival = done + neighbours[neighbour][peer]
+            if time <= arrival < earliest:
+                earliest, sender = arrival, neighbour
+        if sender is not None:
+            best[peer] = earliest
+            hops = min(self.messages[message].hops[sender] + 1, MAX_HOPS)
+            heapq.heappush(self._heap, (earliest, 0, ARRIVE, message, peer, sender, hops))
+
     def _handle(self, peer: int, time: float) -> float:
         """``peer`` works on a message new to it from ``time``; when it is done."""
         busy = self.busy[peer]
@@ -212,13 +236,16 @@ class Simulation:
         handle, pop, push = self._handle, heapq.heappop, heapq.heappush
         processing, cores = self.processing, self.cores
         busy = self.busy
-        events = 0
+        events, time = 0, self.now
+        deaths = any(value < INF for value in death)
         while heap and heap[0][0] <= end:
             time, _, kind, a, b, c, d = pop(heap)
-            self.now = time
             events += 1
             if kind == ARRIVE:
                 # The hot path: (message a, peer b, sender c, hops d).
+                if deaths and death[c] < received_of[a][c]:
+                    self._never_sent(a, b, time)
+                    continue
                 if not alive[b]:
                     self.lost += 1
                     continue
@@ -233,8 +260,6 @@ class Simulation:
                 hops_of[a][b] = d
                 best = best_of[a]
                 best[b] = -INF
-                if death[b] < done:
-                    continue  # crashed while working on it
                 latency = neighbours[b]
                 targets = forward_targets(latency, c)
                 sent[a] += len(targets)
@@ -245,7 +270,11 @@ class Simulation:
                         best[target] = arrival
                         # Sequence 0: copies tie-break on their own (integer) fields, and before other events.
                         push(heap, (arrival, 0, ARRIVE, a, target, b, hops))
-            elif kind == CREATE:
+                continue
+            self.now = time
+            if progress is not None:
+                progress(time)
+            if kind == CREATE:
                 self._create(time, a)
             elif kind == TICK:
                 self._tick(time, a)
@@ -257,10 +286,12 @@ class Simulation:
                     tracker.replied()
             elif kind == CRASH:
                 self._crash(time, a)
+                deaths = True
             elif kind == JOIN:
                 self._join(time)
             elif kind == LEAVE:
                 self._leave(time)
+                deaths = True
             elif kind == OPEN:
                 neighbours[a][b] = c
                 self._catch_up(a, b, time)
@@ -268,11 +299,19 @@ class Simulation:
                 neighbours[a].pop(b, None)
             elif kind == DIE:
                 self._die(a, time)
+                deaths = True
             elif kind == REPAIR:
                 self._repair(time, a)
-            if progress is not None and not events % PROGRESS_EVERY:
-                progress(time)
+        self.now = time
         self.events += events
+        for peer in range(network.peers):
+            if death[peer] < INF:
+                for message, received in enumerate(received_of):
+                    if received[peer] > death[peer]:
+                        # It crashed while working on it: never logged, never passed on.
+                        received[peer] = math.nan
+                        first_sender = message_lists[peer].first_sender(message)
+                        sent[message] -= len(forward_targets(neighbours[peer], first_sender))
         for record, copies in zip(self.messages, sent, strict=True):
             record.transmissions = copies
         deaths = {peer: death[peer] for peer in range(network.peers) if death[peer] < INF}

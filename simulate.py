@@ -20,6 +20,7 @@ import math
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -83,10 +84,15 @@ class Progress:
         self._last = 0.0
         self._shown = False
 
-    def show(self, label: str, fraction: float, detail: str = "") -> None:
-        now = time.monotonic()
-        if not self.enabled or (now - self._last < 0.2 and fraction < 1):
+    def show(self, label: str, fraction: float, detail: str | Callable[[], str] = "") -> None:
+        """Redraw if due; ``detail`` may be a function, called only then."""
+        if not self.enabled:
             return
+        now = time.monotonic()
+        if now - self._last < 0.2 and fraction < 1:
+            return
+        if callable(detail):
+            detail = detail()
         self._last = now
         filled = int(self.WIDTH * min(max(fraction, 0.0), 1.0))
         sys.stderr.write(f"\r{label:<10} [{'#' * filled}{'.' * (self.WIDTH - filled)}] "
@@ -146,8 +152,8 @@ def run(scenario: Scenario, progress: Progress | None = None) -> tuple[dict, Sim
         end = last_departure + (scenario.ping_misses + 2) * scenario.ping_interval + 3 * scenario.probe_timeout
     horizon = end if end < math.inf else max(events_end, 1e-9)
     started = time.monotonic()
-    outcome = simulation.run(end, lambda now: progress.show(
-        "events", now / horizon, f"{simulation.events:,}+ events, {now:.2f} simulated s"))
+    outcome = simulation.run(end, lambda now: progress.show("events", now / horizon,
+                                                            lambda: f"{now:.2f} simulated s"))
     progress.show("events", 1.0, f"{outcome.events:,} events in {time.monotonic() - started:.1f} s")
     progress.done()
     result = simreport.summarise(outcome, network, asdict(scenario))
@@ -266,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     progress = Progress(not args.quiet and sys.stderr.isatty())
     try:
+        Latency(args.latency, np.random.default_rng(0))  # a bad spec fails before any work
         out.mkdir(parents=True, exist_ok=True)
         if args.replay:
             import simreplay
@@ -278,7 +285,6 @@ def main(argv: list[str] | None = None) -> int:
                             ping_misses=args.ping_misses, probe_timeout=args.probe_timeout,
                             max_links=args.max_links, repair=not args.no_repair,
                             repair_interval=args.repair_interval, rng_seed=args.rng_seed)
-        Latency(scenario.latency, np.random.default_rng(0))  # a bad spec fails before any work
         if args.scale:
             run_scale(scenario, args.scale, progress, out)
             print(f"wrote {out / 'scale.json'} and {out / 'scale.png'}")
