@@ -14,8 +14,12 @@ Node = TypeVar("Node", bound=Hashable)
 
 
 def forward_targets(neighbours: Iterable[Node], sender: Node | None) -> list[Node]:
-    """Every neighbour except the one the message came from."""
-    return [node for node in neighbours if node != sender]
+    """Every neighbour except the one the message came from (``neighbours`` holds each once)."""
+    targets = list(neighbours)
+    if sender is not None and sender in targets:
+        # A copy and one removal, both in C: the simulator calls this once per peer per message.
+        targets.remove(sender)
+    return targets
 
 
 class MessageList(Generic[Message, Node]):
@@ -24,6 +28,8 @@ class MessageList(Generic[Message, Node]):
     Grows by gossip-count messages per peer in the network, so it is not
     trimmed; a long-running deployment would expire entries by age.
     """
+
+    __slots__ = ("_first_sender",)  # a simulator holds one per peer: 100,000 of them
 
     def __init__(self) -> None:
         # message -> first sender (None for the peer's own messages); dicts keep

@@ -57,6 +57,54 @@ ARRIVE, CREATE, TICK, CRASH, JOIN, LEAVE, CALL, REPLY, OPEN, CLOSE, DIE, REPAIR 
 # Largest hop count stored (unsigned 16-bit array per message).
 MAX_HOPS = 65_535
 
+# Width of a bucket of the event calendar, in seconds: a few hundred events
+# each at 100,000 peers with link latencies of milliseconds.  Any width gives
+# the same order of events; this one only sets the speed.
+EVENT_BUCKET = 0.001
+
+
+class EventQueue:
+    """Timestamped events, taken out in the order a heap of them would give (tuple order).
+
+    A calendar: each event is appended to its bucket's list, and a bucket is
+    sorted once, when its time comes; events for the bucket under way go to a
+    small heap beside it.  A plain heap of 100,000+ events spends most of
+    each pop chasing pointers to tuples scattered in memory.
+    """
+
+    def __init__(self, width: float = EVENT_BUCKET) -> None:
+        self.inverse = 1.0 / width
+        self.current = -1  # the bucket under way
+        self.sorted: list[tuple] = []  # its events, latest first
+        self.side: list[tuple] = []  # a heap of events pushed into it (or earlier) once under way
+        self.buckets: dict[int, list[tuple]] = {}
+        self.order: list[int] = []  # a heap of the buckets' numbers
+
+    def push(self, entry: tuple) -> None:
+        index = int(entry[0] * self.inverse)
+        if index <= self.current:
+            heapq.heappush(self.side, entry)
+            return
+        bucket = self.buckets.get(index)
+        if bucket is None:
+            self.buckets[index] = [entry]
+            heapq.heappush(self.order, index)
+        else:
+            bucket.append(entry)
+
+    def advance(self) -> bool:
+        """The under-way bucket is spent: take the next; False if there is none."""
+        if not self.order:
+            return False
+        self.current = heapq.heappop(self.order)
+        bucket = self.buckets.pop(self.current)
+        bucket.sort(reverse=True)
+        self.sorted = bucket
+        return True
+
+    def __len__(self) -> int:
+        return len(self.sorted) + len(self.side) + sum(map(len, self.buckets.values()))
+
 
 @dataclass
 class MessageRecord:
@@ -102,7 +150,7 @@ class Simulation:
         self.repairs = 0  # rounds run
         self.repair_links = 0  # links they opened
         self.now = 0.0
-        self._heap: list[tuple] = []
+        self._queue = EventQueue()
         self._sequence = itertools.count(1)
         self.busy = array("d", bytes(8 * network.capacity))  # when each peer is next free
         self.death = array("d", [INF]) * network.capacity
@@ -125,7 +173,7 @@ class Simulation:
 
     def at(self, time: float, kind: int, a: object = None, b: object = None, c: object = None,
            d: object = None) -> None:
-        heapq.heappush(self._heap, (time, next(self._sequence), kind, a, b, c, d))
+        self._queue.push((time, next(self._sequence), kind, a, b, c, d))
 
     def _later(self, delay: float, fn: Callable[..., object], args: tuple) -> None:
         self.at(self.now + delay, CALL, fn, args)
@@ -158,12 +206,12 @@ class Simulation:
         """Copies of ``message`` from ``sender`` to ``targets``, sent at ``done``."""
         best = self._best[message]
         latency = self.network.neighbours[sender]
-        heap = self._heap
+        push = self._queue.push
         for target in targets:
             arrival = done + latency[target]
             if arrival < best[target]:
                 best[target] = arrival
-                heapq.heappush(heap, (arrival, 0, ARRIVE, message, target, sender, hops))
+                push((arrival, 0, ARRIVE, message, target, sender, hops))
 
     def _never_sent(self, message: int, peer: int, time: float) -> None:
         """A copy to ``peer`` whose sender crashed before it was done with the message: it was never sent.
@@ -190,7 +238,7 @@ class Simulation:
         if sender is not None:
             best[peer] = earliest
             hops = min(self.messages[message].hops[sender] + 1, MAX_HOPS)
-            heapq.heappush(self._heap, (earliest, 0, ARRIVE, message, peer, sender, hops))
+            self._queue.push((earliest, 0, ARRIVE, message, peer, sender, hops))
 
     def _handle(self, peer: int, time: float) -> float:
         """``peer`` works on a message new to it from ``time``; when it is done."""
@@ -232,14 +280,29 @@ class Simulation:
         alive, death = network.alive, self.death
         neighbours, message_lists = network.neighbours, network.message_lists
         best_of, received_of, hops_of, sent = self._best, self._received, self._hops, self._sent
-        heap = self._heap
+        queue = self._queue
+        events_sorted, side, buckets, order = queue.sorted, queue.side, queue.buckets, queue.order
+        inverse, current = queue.inverse, queue.current
         handle, pop, push = self._handle, heapq.heappop, heapq.heappush
         processing, cores = self.processing, self.cores
         busy = self.busy
         events, time = 0, self.now
         deaths = any(value < INF for value in death)
-        while heap and heap[0][0] <= end:
-            time, _, kind, a, b, c, d = pop(heap)
+        while True:
+            # The queue's pop, inlined: the earlier of the sorted bucket's next and the side heap's.
+            if events_sorted:
+                entry = pop(side) if side and side[0] < events_sorted[-1] else events_sorted.pop()
+            elif side:
+                entry = pop(side)
+            elif queue.advance():
+                events_sorted, current = queue.sorted, queue.current
+                continue
+            else:
+                break
+            if entry[0] > end:
+                queue.push(entry)
+                break
+            time, _, kind, a, b, c, d = entry
             events += 1
             if kind == ARRIVE:
                 # The hot path: (message a, peer b, sender c, hops d).
@@ -269,7 +332,15 @@ class Simulation:
                     if arrival < best[target]:
                         best[target] = arrival
                         # Sequence 0: copies tie-break on their own (integer) fields, and before other events.
-                        push(heap, (arrival, 0, ARRIVE, a, target, b, hops))
+                        entry = (arrival, 0, ARRIVE, a, target, b, hops)
+                        index = int(arrival * inverse)  # the queue's push, inlined
+                        if index <= current:
+                            push(side, entry)
+                        elif (bucket := buckets.get(index)) is None:
+                            buckets[index] = [entry]
+                            push(order, index)
+                        else:
+                            bucket.append(entry)
                 continue
             self.now = time
             if progress is not None:
