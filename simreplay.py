@@ -2,7 +2,7 @@
 
 The log gives the scenario: every link as each end opened (and closed) it,
 each message with its origin and creation time (the timestamp in its text,
-taken before it was signed and sent), and each peer killed (its last line;
+taken before it was signed and sent), and each peer killed (:func:`death_time`;
 one that logged STOPPED lived to the end).  The simulator then runs the
 project's forwarding rule over exactly that, with measured timings:
 
@@ -138,6 +138,15 @@ def measured_timing(bench_json: str | None) -> Timing:
                   f"one-hop floor measured now ({FLOOR_ROUNDS} ping-pongs, as bench.py)")
 
 
+def death_time(run: runlog.Run, peer: runlog.Address) -> float:
+    """When a killed peer died, as far as the log tells: after its last line, and when the first
+    message it never got was made (not earlier: a message made between the two would have
+    reached it).  The later of the two, so that every message it did get has time to reach it."""
+    missed = [created_at(message) for key, message in run.messages.items()
+              if key[0] != peer and peer not in run.receipts.get(key, {})]
+    return max(run.peers[peer].last_seen, min(missed, default=run.peers[peer].last_seen))
+
+
 def replay(run: runlog.Run, timing: Timing, rng_seed: int = 1) -> tuple[Simulation, list[runlog.Address],
                                                                           list[tuple[runlog.Address, str]]]:
     """Simulate the run's scenario; (simulation after running, peers by index, message keys by index)."""
@@ -163,8 +172,8 @@ def replay(run: runlog.Run, timing: Timing, rng_seed: int = 1) -> tuple[Simulati
         elif not event.fields.get("reason", "").startswith(_DIAL_FAILURES):
             simulation.at(event.timestamp, CLOSE, index[event.node], neighbour)
     for peer, node in run.peers.items():
-        if node.stopped is None:  # killed: nothing after its last line
-            simulation.at(node.last_seen, DIE, index[peer])
+        if node.stopped is None:  # killed
+            simulation.at(death_time(run, peer), DIE, index[peer])
     keys = sorted(run.messages, key=lambda key: created_at(run.messages[key]))
     for key in keys:
         created = created_at(run.messages[key])

@@ -230,7 +230,10 @@ def draw_scale(rows: list[dict], path: str) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("peers N (log)")
     ax.set_ylabel("dissemination time (ms)")
-    ax.set_title("Time for a message to reach every live peer")
+    settings = rows[0].get("settings", {}) if rows else {}
+    ax.set_title("Time for a message to reach every live peer\n"
+                 f"links {settings.get('latency', '?')} ms, {settings.get('processing_ms', '?')} ms per peer, "
+                 f"{settings.get('degree_model', '?')} overlay", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     if sizes:
