@@ -55,7 +55,7 @@ class Scenario:
     cores: int = 0
     degree_model: str = topology.PREFERENTIAL
     fail: float = 0.0
-    fail_at: float | None = None  # None: half way through the messages
+    fail_at: tuple[float, ...] | None = None  # when --fail strikes, each time; None: half way through the messages
     churn: float = 0.0  # joins per second, and as many leaves
     ping_interval: float = PeerSettings.ping_interval
     ping_misses: int = PeerSettings.ping_misses
@@ -70,8 +70,10 @@ class Scenario:
         return max(self.messages - 1, 0) * self.message_gap
 
     @property
-    def crash_time(self) -> float:
-        return self.last_message / 2 if self.fail_at is None else self.fail_at
+    def crash_times(self) -> tuple[float, ...]:
+        if not self.fail:
+            return ()
+        return (self.last_message / 2,) if self.fail_at is None else tuple(self.fail_at)
 
 
 class Progress:
@@ -138,7 +140,8 @@ def run(scenario: Scenario, progress: Progress | None = None) -> tuple[dict, Sim
     schedule_messages(simulation, scenario.messages, 0.0, scenario.message_gap)
     end = math.inf
     if scenario.fail:
-        simulation.at(scenario.crash_time, CRASH, scenario.fail)
+        for moment in scenario.crash_times:
+            simulation.at(moment, CRASH, scenario.fail)
     if scenario.churn:
         for moment in joins:
             simulation.at(moment, JOIN)
@@ -148,7 +151,7 @@ def run(scenario: Scenario, progress: Progress | None = None) -> tuple[dict, Sim
             moment += rng.expovariate(scenario.churn)
     if liveness:
         # Every departure has time to be detected (ping-misses + 1 intervals) and removed.
-        last_departure = max(scenario.crash_time if scenario.fail else 0.0, events_end)
+        last_departure = max((*scenario.crash_times, events_end))
         end = last_departure + (scenario.ping_misses + 2) * scenario.ping_interval + 3 * scenario.probe_timeout
     horizon = end if end < math.inf else max(events_end, 1e-9)
     started = time.monotonic()
@@ -187,6 +190,13 @@ def parse_sizes(text: str) -> list[int]:
     if not sizes or min(sizes) < 2:
         raise argparse.ArgumentTypeError("give at least one size, each >= 2")
     return sizes
+
+
+def parse_times(text: str) -> tuple[float, ...]:
+    times = tuple(non_negative(part) for part in text.split(",") if part.strip())
+    if not times:
+        raise argparse.ArgumentTypeError("give at least one time")
+    return times
 
 
 def fraction(text: str) -> float:
@@ -237,9 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--degree-model", choices=topology.DEGREE_MODELS, default=defaults.degree_model,
                         help=f"overlay model (default: {defaults.degree_model})")
     parser.add_argument("--fail", type=fraction, default=0.0, metavar="F",
-                        help="share of the live peers that crash at once, at --fail-at (default: 0)")
-    parser.add_argument("--fail-at", type=non_negative, default=None, metavar="S",
-                        help="when they crash, in simulated seconds (default: half way through the messages)")
+                        help="share of the live peers that crash at once, at each --fail-at time (default: 0)")
+    parser.add_argument("--fail-at", type=parse_times, default=None, metavar="S[,S...]",
+                        help="when they crash, in simulated seconds; several times crash F of the live peers at each "
+                             "(default: half way through the messages)")
     parser.add_argument("--churn", type=non_negative, default=0.0, metavar="RATE",
                         help="peers joining per second, and as many leaving, while messages are made (default: 0)")
     parser.add_argument("--ping-interval", type=positive_float, default=defaults.ping_interval, metavar="S",
