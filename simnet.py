@@ -12,7 +12,7 @@ happens.  What is decided here is decided by the project's own code:
 
 What the simulator adds is speed.  A real seed answers a registration with a
 copy of its whole peer list, which at 100,000 peers would make growing the
-overlay quadratic; here each seed's list is a :class:`topology.DegreePool`
+overlay quadratic; here each seed's list is a :class:`degreepool.DegreePool`
 kept in step with its table, and ``next_neighbours`` samples it in
 O(log N).  Every listed degree is the peer's current number of links, which
 is what a seed learns from the link reports of both ends (a real seed that
@@ -41,10 +41,10 @@ import numpy as np
 import logformat
 import topology
 from config import MAX_CONNECTIONS, REPAIR_DIALS, SeedSettings
+from degreepool import DegreePool
 from gossip import MessageList
 from liveness import LivenessTracker
 from seed import PeerTable, Seed
-from topology import DegreePool
 
 # Latencies drawn from numpy at a time: one call per block, not per link.
 LATENCY_BLOCK = 65_536

@@ -314,6 +314,11 @@ def main(argv: list[str] | None = None) -> int:
         progress.done()
         print(f"simulate.py: error: {exc}", file=sys.stderr)
         return 2
+    except MemoryError:
+        progress.done()
+        print("simulate.py: error: out of memory; a run needs about 15 KB per peer plus 18 bytes per peer "
+              "per message (fewer --peers or --messages)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         progress.done()
         print("simulate.py: interrupted", file=sys.stderr)

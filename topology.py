@@ -24,7 +24,7 @@ seed form a connected subgraph; any two peers share a seed (two majorities
 of the seeds intersect), so the whole overlay is connected, even when peers
 join concurrently.  :func:`next_neighbours` enforces that cover.
 
-:class:`DegreePool` holds peers numbered 0..n-1 with their degrees, so that a
+:class:`degreepool.DegreePool` holds peers numbered 0..n-1 with their degrees, so that a
 simulator growing an overlay of 10^5 peers runs this same join rule in
 O(log n) per pick, with the same picks a dict would give.
 
@@ -38,13 +38,14 @@ exponent and a likelihood comparison against an exponential).
 from __future__ import annotations
 
 import bisect
-import contextlib
 import itertools
 import math
 import random
-from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
+
+from degreepool import DegreePool
 
 Node = TypeVar("Node", bound=Hashable)
 
@@ -81,180 +82,6 @@ def join_target(model: str, rng: random.Random) -> int:
     if model == REPORT:
         return sample_report_degree(rng)
     raise ValueError(f"unknown degree model {model!r}; choose from {DEGREE_MODELS}")
-
-
-class DegreePool(Mapping[int, int]):
-    """Peers numbered ``0 .. capacity - 1`` with their degrees: a dict (peer -> degree) for large overlays.
-
-    :func:`preferential_choice` and :func:`uniform_choice` draw from a pool
-    in O(log capacity) per pick where a dict costs a sort and a sum over all
-    peers, and pick exactly what they pick from ``dict(pool)`` for the same
-    ``rng`` state: that is what lets a simulator grow 10^5 peers by the rule
-    real peers run.  Two Fenwick (binary indexed) trees over the ids hold
-    each member's weight (degree + 1) and its count (1); a non-member holds
-    0 in both, so cumulative weights over the ids are those over the sorted
-    members.  Members iterate in ascending order, the order ``sorted`` gives
-    the dict path; changing the pool while iterating over it is not
-    supported.
-
-    ``add`` of a member and ``remove`` of a non-member raise (ValueError,
-    KeyError), as a peer joins and leaves once: a simulator's slip shows.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        if capacity < 0:
-            raise ValueError("capacity must be >= 0")
-        self.capacity = capacity
-        self._present = bytearray(capacity)
-        self._degrees = [0] * capacity
-        # Fenwick trees, 1-based: node i sits at position i + 1.
-        self._weights = [0] * (capacity + 1)
-        self._counts = [0] * (capacity + 1)
-        self._top = 1 << (capacity.bit_length() - 1) if capacity else 0  # largest power of two <= capacity
-        self._count = 0
-        self._total = 0
-
-    def __repr__(self) -> str:
-        return f"DegreePool({self.capacity}, {dict(self)!r})"
-
-    def __getitem__(self, node: int) -> int:
-        if node in self:
-            return self._degrees[node]
-        raise KeyError(node)
-
-    def __contains__(self, node: object) -> bool:
-        return isinstance(node, int) and 0 <= node < self.capacity and self._present[node] == 1
-
-    def __iter__(self) -> Iterator[int]:
-        return itertools.compress(range(self.capacity), self._present)
-
-    def __len__(self) -> int:
-        return self._count
-
-    def add(self, node: int, degree: int = 0) -> None:
-        """Make ``node`` a member with ``degree``."""
-        if not (isinstance(node, int) and 0 <= node < self.capacity):
-            raise IndexError(f"node {node!r} is not in range({self.capacity})")
-        if self._present[node]:
-            raise ValueError(f"node {node} is a member already")
-        if degree < 0:
-            raise ValueError("degree must be >= 0")
-        self._present[node] = 1
-        self._degrees[node] = degree
-        self._shift(node, degree + 1, 1)
-
-    def remove(self, node: int) -> int:
-        """Take ``node`` out of the pool; returns its degree."""
-        degree = self[node]
-        self._present[node] = 0
-        self._shift(node, -(degree + 1), -1)
-        return degree
-
-    def set_degree(self, node: int, degree: int) -> None:
-        if degree < 0:
-            raise ValueError("degree must be >= 0")
-        self._shift(node, degree - self[node], 0)
-        self._degrees[node] = degree
-
-    def add_degree(self, node: int, delta: int = 1) -> None:
-        self.set_degree(node, self[node] + delta)
-
-    def _shift(self, node: int, weight: int, count: int) -> None:
-        weights, counts, end = self._weights, self._counts, self.capacity
-        position = node + 1
-        if count:
-            while position <= end:
-                weights[position] += weight
-                counts[position] += count
-                position += position & -position
-        else:  # a degree change: the count tree is untouched, so skip it
-            while position <= end:
-                weights[position] += weight
-                position += position & -position
-        self._total += weight
-        self._count += count
-
-    def total_weight(self) -> int:
-        """Sum of degree + 1 over the members."""
-        return self._total
-
-    def find_weight(self, r: float) -> int:
-        """The first member, in ascending order, whose running total of weight exceeds ``r``.
-
-        That is ``pool[bisect_right(cumulative, r)]`` on the sorted members,
-        on a boundary too: Python compares an int with a float exactly, and
-        the running totals here are ints.  IndexError when ``r`` is not below
-        :meth:`total_weight`, as the list would raise.
-        """
-        if not r < self._total:
-            raise IndexError("r is not below the total weight")
-        # Walk down to the last position whose running total is <= r: the
-        # member at the next position is the one sought.  A negative r would
-        # stop at position 0, which need not hold a member, hence the clamp.
-        r = max(r, 0)
-        weights, end = self._weights, self.capacity
-        position = below = 0
-        step = self._top
-        while step:
-            following = position + step
-            if following <= end and below + weights[following] <= r:
-                position, below = following, below + weights[following]
-            step >>= 1
-        return position  # the member at position + 1, whose id is position
-
-    def kth(self, k: int) -> int:
-        """The member with ``k`` members below it."""
-        if not 0 <= k < self._count:
-            raise IndexError(f"no member of rank {k} among {self._count}")
-        counts, end = self._counts, self.capacity
-        position = 0
-        step = self._top
-        while step:
-            following = position + step
-            if following <= end and counts[following] <= k:
-                position, k = following, k - counts[following]
-            step >>= 1
-        return position
-
-    def members(self) -> _Members:
-        """The members in ascending order as a Sequence, without a copy: what ``rng.sample`` takes."""
-        return _Members(self)
-
-    @contextlib.contextmanager
-    def excluding(self, nodes: Iterable[object]) -> Iterator[DegreePool]:
-        """The pool without those of ``nodes`` that are members, for the ``with`` block.
-
-        They are put back with the degrees they had, even if the block
-        raises; the block must not add them itself.  Costs O(log capacity)
-        per node, where a filtered copy costs O(members).
-        """
-        removed = {node: self[node] for node in nodes if node in self}
-        for node in removed:
-            self.remove(node)
-        try:
-            yield self
-        finally:
-            for node, degree in removed.items():
-                self.add(node, degree)
-
-
-class _Members(Sequence[int]):
-    """A :class:`DegreePool`'s members in ascending order, indexed by rank in O(log capacity)."""
-
-    def __init__(self, pool: DegreePool) -> None:
-        self._pool = pool
-
-    def __len__(self) -> int:
-        return len(self._pool)
-
-    def __getitem__(self, index: int) -> int:  # no slices: rng.sample needs none
-        return self._pool.kth(index + len(self._pool) if index < 0 else index)
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self._pool)
-
-    def __contains__(self, node: object) -> bool:
-        return node in self._pool
 
 
 def preferential_choice(degrees: Mapping[Node, int], count: int, rng: random.Random) -> list[Node]:
