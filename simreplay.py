@@ -24,6 +24,7 @@ Criteria (all must hold):
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import statistics
@@ -141,10 +142,11 @@ def measured_timing(bench_json: str | None) -> Timing:
 def death_time(run: runlog.Run, peer: runlog.Address) -> float:
     """When a killed peer died, as far as the log tells: after its last line, and when the first
     message it never got was made (not earlier: a message made between the two would have
-    reached it).  The later of the two, so that every message it did get has time to reach it."""
+    reached it).  The later of the two, so that every message it did get has time to reach it;
+    infinity if it got every message (its death changes no gossip)."""
     missed = [created_at(message) for key, message in run.messages.items()
               if key[0] != peer and peer not in run.receipts.get(key, {})]
-    return max(run.peers[peer].last_seen, min(missed, default=run.peers[peer].last_seen))
+    return max(run.peers[peer].last_seen, min(missed, default=math.inf))
 
 
 def replay(run: runlog.Run, timing: Timing, rng_seed: int = 1) -> tuple[Simulation, list[runlog.Address],
@@ -172,8 +174,8 @@ def replay(run: runlog.Run, timing: Timing, rng_seed: int = 1) -> tuple[Simulati
         elif not event.fields.get("reason", "").startswith(_DIAL_FAILURES):
             simulation.at(event.timestamp, CLOSE, index[event.node], neighbour)
     for peer, node in run.peers.items():
-        if node.stopped is None:  # killed
-            simulation.at(death_time(run, peer), DIE, index[peer])
+        if node.stopped is None and (died := death_time(run, peer)) < math.inf:  # killed
+            simulation.at(died, DIE, index[peer])
     keys = sorted(run.messages, key=lambda key: created_at(run.messages[key]))
     for key in keys:
         created = created_at(run.messages[key])

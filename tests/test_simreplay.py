@@ -15,6 +15,7 @@ simulator that ignored the log's links or timings would not.
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 
@@ -24,6 +25,8 @@ import pytest
 import logformat
 import runlog
 import simreplay
+import synthlog
+import topology
 from launch import ROOT
 
 PEERS = 12
@@ -95,3 +98,23 @@ def test_replay_needs_a_readable_log(tmp_path):
                            "--out", str(tmp_path)], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "missing.txt" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_log_made_under_the_simulators_own_model_replays_exactly(tmp_path):
+    """A synthetic log whose copies take one fixed latency and no processing: every criterion at 100%."""
+    edges = topology.grow(60, topology.PREFERENTIAL, random.Random(3))
+    latency = 0.004
+    synthetic = synthlog.synthesize(synthlog.Scenario(peers=60, edges=edges, messages_per_peer=2, dead=(7,),
+                                                      link_latency=(latency, latency), jitter=0.0))
+    run = runlog.Run.load(synthetic.write(tmp_path / "log.txt"))
+    simulation, peers, keys = simreplay.replay(run, simreplay.Timing(latency, 0.0, 0, "test"))
+    comparison = simreplay.compare(run, simulation, peers, keys)
+    assert comparison.messages == 120
+    assert comparison.receivers_exact == 120 and comparison.mismatched == []
+    assert comparison.hops_equal == comparison.receipts == sum(len(got) for got in run.receipts.values())
+    assert comparison.median_error < 1e-3  # the log keeps microseconds
+    assert comparison.passed
+    # A replay that got the latency wrong keeps the receivers and hops but not the times.
+    slower = simreplay.compare(run, *simreplay.replay(run, simreplay.Timing(2 * latency, 0.0, 0, "test")))
+    assert slower.receivers_exact == 120 and slower.hops_share == 1.0
+    assert not slower.checks["time"] and slower.median_error == pytest.approx(1.0, abs=0.01)
