@@ -146,7 +146,8 @@ class _SeedLog:
 class SimSeed(Seed):
     """A seed.Seed whose probes, announcements and reconsidering go through the simulation."""
 
-    def __init__(self, name: str, network: Network, probe_timeout: float) -> None:
+    def __init__(self, name: str, bit: int, network: Network, probe_timeout: float) -> None:
+        self.bit = bit  # this seed's bit in a mask of seeds
         server = SimpleNamespace(address=name, stopping=threading.Event(), handler=None)
         super().__init__(server, _SeedLog(network, name), SeedSettings(probe_timeout=probe_timeout, auth=False))
         self.table = _Table(max_peers=sys.maxsize, max_links=sys.maxsize)
@@ -177,10 +178,12 @@ class Network:
         self.capacity, self.model, self.latency, self.rng = capacity, model, latency, rng
         self.ping_misses, self.max_links = ping_misses, max_links
         self.union = DegreePool(capacity)  # every peer some seed lists
-        self._listings = bytearray(capacity)  # seeds listing each peer
-        self._partly_removed: set[int] = set()  # peers some seeds removed and others still list
+        self._listed_by = [0] * capacity  # each peer's mask of the seeds listing it
+        # Peers some seeds removed and others still list, by the mask of those that still do.
+        self._partly_removed: dict[int, set[int]] = {}
         self.seed_names = [f"seed{index}" for index in range(seeds)]
-        self.seeds = {name: SimSeed(name, self, probe_timeout) for name in self.seed_names}
+        self.seeds = {name: SimSeed(name, 1 << index, self, probe_timeout)
+                      for index, name in enumerate(self.seed_names)}
         self.registered: list[list[SimSeed]] = [[] for _ in range(capacity)]
         self.neighbours: list[dict[int, float]] = [{} for _ in range(capacity)]  # peer -> latency (s)
         self.trackers: list[dict[int, LivenessTracker]] = [{} for _ in range(capacity)]
@@ -219,9 +222,7 @@ class Network:
         target = topology.join_target(self.model, self.rng)
         self.targets[peer] = min(target, 255)
         linked: list[int] = []
-        # self.union is the union of any majority's lists except while a removal
-        # spreads among the seeds: peers none of these lists holds are not offered.
-        unreachable = {peer for peer in self._partly_removed if not any(peer in pool for pool in lists)}
+        unreachable = self._unlisted(chosen)
         while True:
             picks = topology.next_neighbours(lists, self.model, target, self.rng, linked=linked,
                                              unreachable=unreachable, union=self.union)
@@ -237,10 +238,23 @@ class Network:
             seed.pool.add(peer, 0)
             self.registered[peer].append(seed)
         self.union.add(peer, 0)
-        self._listings[peer] = len(chosen)
+        self._listed_by[peer] = sum(seed.bit for seed in chosen)
         for neighbour in linked:
             self.link(peer, neighbour)
         return linked
+
+    def _unlisted(self, seeds: list[SimSeed]) -> set[int]:
+        """Peers in self.union that none of ``seeds`` lists.
+
+        self.union is the union of any majority's lists, except while a
+        removal spreads among the seeds: those peers are not offered.
+        """
+        mask = sum(seed.bit for seed in seeds)
+        hidden: set[int] = set()
+        for listed_by, peers in self._partly_removed.items():
+            if not listed_by & mask:
+                hidden |= peers
+        return hidden
 
     def accepts(self, peer: int) -> bool:
         """Would a dial to ``peer`` succeed: alive, and below its connection limit."""
@@ -259,7 +273,7 @@ class Network:
         """
         lists = [seed.pool for seed in self.registered[peer]]
         linked = set(self.neighbours[peer])
-        unreachable = {peer} | {other for other in self._partly_removed if not any(other in pool for pool in lists)}
+        unreachable = {peer} | self._unlisted(self.registered[peer])
         refused: set[int] = set()
         opened: list[int] = []
         dials, short = REPAIR_DIALS, False
@@ -341,11 +355,16 @@ class Network:
         seed = self.seeds[seed_name]
         if peer in seed.pool:
             seed.pool.remove(peer)
-            self._listings[peer] -= 1
-            if self._listings[peer]:
-                self._partly_removed.add(peer)
+            was = self._listed_by[peer]
+            now = self._listed_by[peer] = was & ~seed.bit
+            group = self._partly_removed.get(was)
+            if group is not None:
+                group.discard(peer)
+                if not group:
+                    del self._partly_removed[was]
+            if now:
+                self._partly_removed.setdefault(now, set()).add(peer)
             else:
-                self._partly_removed.discard(peer)
                 self.union.remove(peer)
         self.removed(seed_name, peer)
 
