@@ -159,7 +159,7 @@ def run(scenario: Scenario, progress: Progress | None = None) -> tuple[dict, Sim
                                                             lambda: f"{now:.2f} simulated s"))
     progress.show("events", 1.0, f"{outcome.events:,} events in {time.monotonic() - started:.1f} s")
     progress.done()
-    result = simreport.summarise(outcome, network, asdict(scenario))
+    result = simreport.summarise(outcome, network, {**asdict(scenario), "crash_times": scenario.crash_times})
     result["repair"] = {"rounds": simulation.repairs, "links": simulation.repair_links}
     return result, simulation
 
