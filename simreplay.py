@@ -2,8 +2,9 @@
 
 The log gives the scenario: every link as each end opened (and closed) it,
 each message with its origin and creation time (the timestamp in its text,
-taken before it was signed and sent), and each peer killed (:func:`death_time`;
-one that logged STOPPED lived to the end).  The simulator then runs the
+taken before it was signed and sent), and each peer killed (it dies just
+after the last message its log shows it got, see :func:`replay`; one that
+logged STOPPED lived to the end).  The simulator then runs the
 project's forwarding rule over exactly that, with measured timings:
 
 - link latency: the one-hop floor of bench.py (one line between two Python
@@ -24,7 +25,6 @@ Criteria (all must hold):
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import statistics
@@ -139,22 +139,35 @@ def measured_timing(bench_json: str | None) -> Timing:
                   f"one-hop floor measured now ({FLOOR_ROUNDS} ping-pongs, as bench.py)")
 
 
-def death_time(run: runlog.Run, peer: runlog.Address) -> float:
-    """When a killed peer died, as far as the log tells: after its last line, and when the first
-    message it never got was made (not earlier: a message made between the two would have
-    reached it).  The later of the two, so that every message it did get has time to reach it;
-    infinity if it got every message (its death changes no gossip)."""
-    missed = [created_at(message) for key, message in run.messages.items()
-              if key[0] != peer and peer not in run.receipts.get(key, {})]
-    return max(run.peers[peer].last_seen, min(missed, default=math.inf))
-
-
 def replay(run: runlog.Run, timing: Timing, rng_seed: int = 1) -> tuple[Simulation, list[runlog.Address],
                                                                           list[tuple[runlog.Address, str]]]:
-    """Simulate the run's scenario; (simulation after running, peers by index, message keys by index)."""
+    """Simulate the run's scenario; (simulation after running, peers by index, message keys by index).
+
+    The log has no kill time, only each killed peer's last lines, so a killed
+    peer dies just after it has handled, in the simulation, the last of the
+    messages its log shows it got: a first pass with every peer alive tells
+    when that is, and the second pass is the replay.  The messages it missed
+    must still reach it later than that for the receivers to match.
+    """
     peers = sorted(run.peers)
     if not peers or not run.messages:
         raise SimulationError("the log has no peers or no gossip messages to replay")
+    keys = sorted(run.messages, key=lambda key: created_at(run.messages[key]))
+    killed = [peer for peer, node in run.peers.items() if node.stopped is None]
+    alive_throughout = _simulate(run, timing, rng_seed, peers, keys, {})
+    deaths = {}
+    for peer in killed:
+        index = peers.index(peer)
+        got = [alive_throughout.messages[number].received[index] for number, key in enumerate(keys)
+               if peer in run.receipts.get(key, {}) or key[0] == peer]
+        got = [time for time in got if time == time]  # not NaN
+        # Just after it handled its last message (a microsecond: the log's resolution).
+        deaths[index] = max(got) + 1e-6 if got else run.peers[peer].last_seen
+    return _simulate(run, timing, rng_seed, peers, keys, deaths), peers, keys
+
+
+def _simulate(run: runlog.Run, timing: Timing, rng_seed: int, peers: list[runlog.Address],
+              keys: list[tuple[runlog.Address, str]], deaths: dict[int, float]) -> Simulation:
     index = {peer: number for number, peer in enumerate(peers)}
     rng = random.Random(rng_seed)
     network = Network(len(peers), 1, "preferential", Latency("const:0", np.random.default_rng(rng_seed)), rng,
@@ -173,15 +186,12 @@ def replay(run: runlog.Run, timing: Timing, rng_seed: int = 1) -> tuple[Simulati
             simulation.at(event.timestamp, OPEN, index[event.node], neighbour, timing.one_hop_s)
         elif not event.fields.get("reason", "").startswith(_DIAL_FAILURES):
             simulation.at(event.timestamp, CLOSE, index[event.node], neighbour)
-    for peer, node in run.peers.items():
-        if node.stopped is None and (died := death_time(run, peer)) < math.inf:  # killed
-            simulation.at(died, DIE, index[peer])
-    keys = sorted(run.messages, key=lambda key: created_at(run.messages[key]))
+    for peer, died in deaths.items():
+        simulation.at(died, DIE, peer)
     for key in keys:
-        created = created_at(run.messages[key])
-        simulation.add_message(index[key[0]], created)
+        simulation.add_message(index[key[0]], created_at(run.messages[key]))
     simulation.run()
-    return simulation, peers, keys
+    return simulation
 
 
 def compare(run: runlog.Run, simulation: Simulation, peers: list, keys: list) -> Comparison:

@@ -28,6 +28,7 @@ import simreplay
 import synthlog
 import topology
 from launch import ROOT
+from test_runners import free_ports, run, write_config
 
 PEERS = 12
 
@@ -118,3 +119,20 @@ def test_a_log_made_under_the_simulators_own_model_replays_exactly(tmp_path):
     slower = simreplay.compare(run, *simreplay.replay(run, simreplay.Timing(2 * latency, 0.0, 0, "test")))
     assert slower.receivers_exact == 120 and slower.hops_share == 1.0
     assert not slower.checks["time"] and slower.median_error == pytest.approx(1.0, abs=0.01)
+
+
+def test_replay_of_a_run_with_a_killed_peer_gives_it_exactly_the_messages_it_got(tmp_path):
+    """runner.py kills a peer mid-run; the log has no kill time, yet the replay's receivers match."""
+    config = write_config(tmp_path, free_ports(3))
+    log = tmp_path / "outputfile.txt"
+    result = run("runner.py", "--peers", "8", "--fast", "--kill", "1", "--rng-seed", "4", "--config", str(config),
+                 "--log", str(log), cwd=tmp_path, log=log)
+    assert result.returncode == 0, result.stdout + result.stderr
+    real = runlog.Run.load(log)
+    [victim] = [peer for peer, node in real.peers.items() if node.stopped is None]
+    simulation, peers, keys = simreplay.replay(real, simreplay.Timing(4e-5, 0.0008, 2, "test"))
+    comparison = simreplay.compare(real, simulation, peers, keys)
+    assert comparison.receivers_exact == comparison.messages == len(real.messages), comparison.mismatched
+    got = [key for key in keys if victim in real.receipts.get(key, {})]
+    missed = [key for key in keys if key[0] != victim and victim not in real.receipts.get(key, {})]
+    assert got and missed  # it died mid-run: the replay had both sides of its death to get right
