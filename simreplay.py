@@ -66,6 +66,14 @@ class Comparison:
     real_median_s: float | None
     sim_median_s: float | None
     mismatched: list[str]  # a few messages whose receivers differ, for the report
+    # Of the real receipts whose peer a path reached when the message was made, those whose
+    # hop count is that shortest path's: how often the real network itself took one.
+    real_shortest: int = 0
+    real_reachable: int = 0
+
+    @property
+    def real_shortest_share(self) -> float | None:
+        return self.real_shortest / self.real_reachable if self.real_reachable else None
 
     @property
     def hops_share(self) -> float:
@@ -95,6 +103,9 @@ class Comparison:
             f"[{'ok' if self.checks['receivers'] else 'FAIL'}]",
             f"hops       {self.hops_equal} of {self.receipts} receipts ({100 * self.hops_share:.1f}%) have the real "
             f"hop count; need {100 * HOPS_NEEDED:.0f}% [{'ok' if self.checks['hops'] else 'FAIL'}]",
+            f"           (the real run itself took a shortest path of the overlay for "
+            f"{'-' if self.real_shortest_share is None else f'{100 * self.real_shortest_share:.1f}%'} of its "
+            f"receipts; where copies race, the simulator's first copy is the one on the shortest path)",
             f"time       dissemination median {_ms(self.sim_median_s)} simulated vs {_ms(self.real_median_s)} real"
             f" ({'-' if error is None else f'{100 * error:.0f}%'} apart; need <= {100 * MEDIAN_TOLERANCE:.0f}%)"
             f" [{'ok' if self.checks['time'] else 'FAIL'}]",
@@ -115,8 +126,12 @@ def created_at(message: runlog.Message) -> float:
         return message.created
 
 
-def measured_timing(bench_json: str | None) -> Timing:
-    """The one-hop floor and processing time: from bench.py's JSON, or measured now as bench.py does."""
+def measured_timing(bench_json: str | None, peers: int) -> Timing:
+    """The one-hop floor and processing time: from bench.py's JSON, or measured now as bench.py does.
+
+    The processing time is the CPU per message per peer of the JSON's
+    dissemination run whose size is nearest ``peers`` (it grows with N).
+    """
     from simulate import DEFAULT_PROCESSING_MS
 
     cores = os.cpu_count() or 1
@@ -128,9 +143,11 @@ def measured_timing(bench_json: str | None) -> Timing:
             raise SimulationError(f"{bench_json}: no one-hop floor in it ({exc})") from None
         processing = DEFAULT_PROCESSING_MS / 1000
         rows = sections.get("dissemination")
-        for row in rows if isinstance(rows, list) else []:
-            if isinstance(row, dict) and row.get("cpu_per_message_s") and row.get("peers"):
-                processing = float(row["cpu_per_message_s"]) / int(row["peers"])
+        rows = [row for row in (rows if isinstance(rows, list) else [])
+                if isinstance(row, dict) and row.get("cpu_per_message_s") and row.get("peers")]
+        if rows:
+            nearest = min(rows, key=lambda row: abs(int(row["peers"]) - peers))
+            processing = float(nearest["cpu_per_message_s"]) / int(nearest["peers"])
         return Timing(one_hop, processing, cores, f"bench.py JSON {bench_json}")
     from benchspread import measure_floor
 
@@ -220,9 +237,48 @@ def compare(run: runlog.Run, simulation: Simulation, peers: list, keys: list) ->
             real_times.append(max(real[peer].time for peer in real_receivers) - created)
         if simulated:
             sim_times.append(max(time for time, _ in simulated.values()) - created)
+    shortest, reachable = _shortest_paths_taken(run, keys, real_hops)
     return Comparison(len(keys), exact, receipts, equal,
                       statistics.median(real_times) if real_times else None,
-                      statistics.median(sim_times) if sim_times else None, mismatched)
+                      statistics.median(sim_times) if sim_times else None, mismatched, shortest, reachable)
+
+
+def _shortest_paths_taken(run: runlog.Run, keys: list, real_hops: dict) -> tuple[int, int]:
+    """(real receipts whose hop count is the shortest path's, real receipts with a path), over the
+    links each end had opened and not closed when the message was made."""
+    links: dict[runlog.Address, set[runlog.Address]] = {}
+    changes = [(event.timestamp, event) for event in run.events
+               if event.role == "peer" and event.event in (logformat.LINK_OPENED, logformat.LINK_CLOSED)]
+    changes.sort(key=lambda change: change[0])
+    position = shortest = reachable = 0
+    for key in keys:  # by creation time
+        created = created_at(run.messages[key])
+        while position < len(changes) and changes[position][0] <= created:
+            event = changes[position][1]
+            position += 1
+            try:
+                neighbour = event.address("neighbour")
+            except (KeyError, logformat.LogFormatError):
+                continue
+            if event.event == logformat.LINK_OPENED:
+                links.setdefault(event.node, set()).add(neighbour)
+            elif not event.fields.get("reason", "").startswith(_DIAL_FAILURES):
+                links.get(event.node, set()).discard(neighbour)
+        distance = {key[0]: 0}
+        frontier = [key[0]]
+        while frontier:
+            following = []
+            for node in frontier:
+                for neighbour in links.get(node, ()):
+                    if neighbour not in distance:
+                        distance[neighbour] = distance[node] + 1
+                        following.append(neighbour)
+            frontier = following
+        for peer, hops in real_hops.get(key, {}).items():
+            if peer != key[0] and peer in distance:
+                reachable += 1
+                shortest += hops == distance[peer]
+    return shortest, reachable
 
 
 def main(log: str, out: Path, bench_json: str | None, rng_seed: int) -> int:
@@ -230,7 +286,7 @@ def main(log: str, out: Path, bench_json: str | None, rng_seed: int) -> int:
         run = runlog.Run.load(log)
     except (OSError, UnicodeDecodeError) as exc:
         raise SimulationError(f"cannot read {log}: {exc}") from None
-    timing = measured_timing(bench_json)
+    timing = measured_timing(bench_json, len(run.peers))
     simulation, peers, keys = replay(run, timing, rng_seed)
     comparison = compare(run, simulation, peers, keys)
     print(f"replayed {log}: {len(peers)} peers, {len(run.links)} links, {len(keys)} messages; "
@@ -239,7 +295,8 @@ def main(log: str, out: Path, bench_json: str | None, rng_seed: int) -> int:
     print(comparison.text())
     result = {"log": log, "timing": timing.__dict__, "checks": comparison.checks, "passed": comparison.passed,
               **{key: value for key, value in comparison.__dict__.items()},
-              "hops_share": comparison.hops_share, "median_error": comparison.median_error}
+              "hops_share": comparison.hops_share, "median_error": comparison.median_error,
+              "real_shortest_share": comparison.real_shortest_share}
     (out / "replay.json").write_text(json.dumps(result, indent=1))
     print(f"{'PASS' if comparison.passed else 'FAIL'}; wrote {out / 'replay.json'}")
     return 0 if comparison.passed else 1

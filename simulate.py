@@ -273,8 +273,10 @@ def main(argv: list[str] | None = None) -> int:
                         metavar="N,N,...", help="run each size in turn and plot dissemination time against N "
                                                 f"(default sizes: {','.join(map(str, DEFAULT_SCALE))})")
     parser.add_argument("--replay", metavar="LOG", help="replay a real run's log and compare (simreplay.py)")
-    parser.add_argument("--bench", metavar="JSON", help="with --replay: bench.py's JSON, for its measured "
-                                                        "one-hop floor (default: measure it now)")
+    parser.add_argument("--bench", metavar="JSON",
+                        help="with --replay: bench.py's JSON, for its one-hop floor and CPU per message "
+                             "(default: bench.json if there is one here, else the floor is measured now and "
+                             "the processing is the default)")
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output folder (default: {DEFAULT_OUT})")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
@@ -288,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.replay:
             import simreplay
 
-            return simreplay.main(args.replay, out, args.bench, args.rng_seed)
+            bench = args.bench or ("bench.json" if Path("bench.json").is_file() else None)
+            return simreplay.main(args.replay, out, bench, args.rng_seed)
         scenario = Scenario(peers=args.peers, seeds=args.seeds, messages=args.messages,
                             message_gap=args.message_gap, latency=args.latency, processing_ms=args.processing,
                             cores=args.cores, degree_model=args.degree_model, fail=args.fail,

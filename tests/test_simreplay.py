@@ -63,6 +63,8 @@ def test_replay_reaches_exactly_the_real_receivers(real_run, tmp_path):
     # Loose bounds only (see the module docstring): most receipts take the real hop count, and the
     # medians are within a factor of 3 of each other.
     assert result["hops_share"] >= 0.4
+    # The simulator takes the shortest paths: it agrees with the real run where the real run took one.
+    assert abs(result["hops_share"] - result["real_shortest_share"]) < 0.05
     assert 1 / 3 <= result["sim_median_s"] / result["real_median_s"] <= 3
     assert f"{result['receivers_exact']} of {result['messages']} messages" in done.stdout
 
@@ -114,6 +116,7 @@ def test_a_log_made_under_the_simulators_own_model_replays_exactly(tmp_path):
     assert comparison.receivers_exact == 120 and comparison.mismatched == []
     assert comparison.hops_equal == comparison.receipts == sum(len(got) for got in run.receipts.values())
     assert comparison.median_error < 1e-3  # the log keeps microseconds
+    assert comparison.real_shortest == comparison.real_reachable == comparison.receipts  # one latency: shortest paths
     assert comparison.passed
     # A replay that got the latency wrong keeps the receivers and hops but not the times.
     slower = simreplay.compare(run, *simreplay.replay(run, simreplay.Timing(2 * latency, 0.0, 0, "test")))
