@@ -10,6 +10,8 @@ value.  It also reads ``config.txt``.  It does no networking.
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,15 +201,23 @@ def load_seeds(path: str | Path) -> list[Address]:
 # --- Command-line helpers shared by the scripts -------------------------------
 
 
-def positive_float(text: str) -> float:
-    """argparse type: a number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} must be a positive number")
-    return value
+def bounded_float(check: Callable[[float], bool], requirement: str) -> Callable[[str], float]:
+    """argparse type: a finite number for which ``check`` holds; ``requirement`` ends the error."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or not check(value):
+            raise argparse.ArgumentTypeError(f"{text} {requirement}")
+        return value
+
+    return parse
+
+
+positive_float = bounded_float(lambda value: value > 0, "must be a positive number")
+non_negative_float = bounded_float(lambda value: value >= 0, "must be a number >= 0")
 
 
 def positive_int(text: str) -> int:

@@ -28,7 +28,15 @@ import numpy as np
 
 import simreport
 import topology
-from config import MAX_CONNECTIONS, PeerSettings, SeedSettings, positive_float, positive_int
+from config import (
+    MAX_CONNECTIONS,
+    PeerSettings,
+    SeedSettings,
+    bounded_float,
+    non_negative_float,
+    positive_float,
+    positive_int,
+)
 from simcore import CRASH, JOIN, LEAVE, Simulation, schedule_messages
 from simnet import Latency, Network, SimulationError
 
@@ -193,30 +201,13 @@ def parse_sizes(text: str) -> list[int]:
 
 
 def parse_times(text: str) -> tuple[float, ...]:
-    times = tuple(non_negative(part) for part in text.split(",") if part.strip())
+    times = tuple(non_negative_float(part) for part in text.split(",") if part.strip())
     if not times:
         raise argparse.ArgumentTypeError("give at least one time")
     return times
 
 
-def fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1): {text!r}")
-    return value
-
-
-def non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
-    return value
+fraction = bounded_float(lambda value: 0 <= value < 1, "must be in [0, 1)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,13 +223,13 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"seeds; each peer registers with a majority (default: {defaults.seeds})")
     parser.add_argument("--messages", type=positive_int, default=defaults.messages,
                         help=f"gossip messages in all, each from a random live peer (default: {defaults.messages})")
-    parser.add_argument("--message-gap", type=non_negative, default=defaults.message_gap, metavar="S",
+    parser.add_argument("--message-gap", type=non_negative_float, default=defaults.message_gap, metavar="S",
                         help=f"seconds between two messages' creation (default: {defaults.message_gap:g})")
     parser.add_argument("--latency", default=defaults.latency, metavar="DIST",
                         help="one-way latency of each link, drawn once per link, in ms: const:M, "
                              "uniform:LOW:HIGH, normal:MEAN:SD, lognormal:MEDIAN:SIGMA, exp:MEAN "
                              f"(default: {defaults.latency})")
-    parser.add_argument("--processing", type=non_negative, default=defaults.processing_ms, metavar="MS",
+    parser.add_argument("--processing", type=non_negative_float, default=defaults.processing_ms, metavar="MS",
                         help="ms a peer works on a message new to it before forwarding (default: "
                              f"{defaults.processing_ms:g}, a real peer's CPU per message from bench.py)")
     parser.add_argument("--cores", type=int, default=0, metavar="C",
@@ -251,13 +242,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fail-at", type=parse_times, default=None, metavar="S[,S...]",
                         help="when they crash, in simulated seconds; several times crash F of the live peers at each "
                              "(default: half way through the messages)")
-    parser.add_argument("--churn", type=non_negative, default=0.0, metavar="RATE",
+    parser.add_argument("--churn", type=non_negative_float, default=0.0, metavar="RATE",
                         help="peers joining per second, and as many leaving, while messages are made (default: 0)")
     parser.add_argument("--ping-interval", type=positive_float, default=defaults.ping_interval, metavar="S",
                         help=f"seconds between liveness requests (default: {defaults.ping_interval:g})")
     parser.add_argument("--ping-misses", type=positive_int, default=defaults.ping_misses, metavar="N",
                         help=f"missed requests that make a neighbour dead (default: {defaults.ping_misses})")
-    parser.add_argument("--probe-timeout", type=non_negative, default=defaults.probe_timeout, metavar="S",
+    parser.add_argument("--probe-timeout", type=non_negative_float, default=defaults.probe_timeout, metavar="S",
                         help=f"a seed's own liveness check of an accused peer (default: {defaults.probe_timeout:g})")
     parser.add_argument("--max-links", type=positive_int, default=defaults.max_links, metavar="K",
                         help=f"links a peer accepts before it refuses more (default: {defaults.max_links}, "

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import runlog
+from config import bounded_float
 
 PROG = "visualizer"
 DEFAULT_LOG = "outputfile.txt"
@@ -85,14 +86,7 @@ has no peers, or no window can be opened; 2 bad arguments.""",
     return args
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value < 3600:
-        raise argparse.ArgumentTypeError("must be above 0 and below 3600")
-    return value
+_positive = bounded_float(lambda value: 0 < value < 3600, "must be above 0 and below 3600")
 
 
 # --- One look at a finished (or running) log ----------------------------------------------
