@@ -1,9 +1,9 @@
 """The discrete-event simulation: gossip, liveness, crashes and churn over a simnet.Network.
 
-One heap of timestamped events, taken in time order.  The decisions are the
-project's own: a peer's Message List is a ``gossip.MessageList`` and it
-forwards to ``gossip.forward_targets``; each link has a
-``liveness.LivenessTracker`` ticked every ping interval; joins run
+One calendar of timestamped events (simqueue.py), taken in time order.
+The decisions are the project's own: a peer's Message List is a
+``gossip.MessageList`` and it forwards to ``gossip.forward_targets``; each
+link has a ``liveness.LivenessTracker`` ticked every ping interval; joins run
 ``topology.next_neighbours`` and dead-node reports go to ``seed.Seed``
 objects (simnet.py).
 
@@ -23,13 +23,15 @@ The timing model:
 - a peer answers a liveness request unless it has crashed or left; a request
   and its reply take the link's latency each way.
 
-Pruning: a copy is put on the heap only if it arrives earlier than every
-other copy of the same message already on its way to that peer.  A later
-copy would find the message in the peer's Message List and be dropped, so
-leaving it off the heap changes no result; it is still counted as a
-transmission.  That keeps a 100,000-peer run to about one heap event per
-peer per message instead of one per copy.  The price is memory: 18 bytes
-per peer per message (earliest copy, time received, hop count).
+Pruning: a copy is put on the calendar only if it arrives earlier than
+every other copy of the same message already on its way to that peer.  A
+later copy would find the message in the peer's Message List and be
+dropped, so leaving it off changes no result; it is still counted as a
+transmission.  That keeps a 100,000-peer run to about one event per peer
+per message instead of one per copy.  (Should the copy that got on turn out
+never to have been sent, its sender having crashed mid-work,
+``_never_sent`` puts the next one on.)  The price is memory: 18 bytes per
+peer per message (earliest copy, time received, hop count).
 """
 
 from __future__ import annotations
@@ -41,8 +43,6 @@ import random
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import numpy as np
 
 from config import REPAIR_BACKOFF_CAP
 from gossip import forward_targets
@@ -429,8 +429,3 @@ def schedule_messages(simulation: Simulation, count: int, first: float, gap: flo
     for number in range(count):
         simulation.add_message(simulation.rng.choice(live), first + number * gap)
 
-
-def percentiles(values: np.ndarray, *fractions: float) -> list[float | None]:
-    if not len(values):
-        return [None] * len(fractions)
-    return [float(np.quantile(values, fraction, method="inverted_cdf")) for fraction in fractions]
