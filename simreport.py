@@ -41,9 +41,9 @@ def summarise(outcome: Outcome, network: Network, settings: dict | None = None) 
     alive = np.frombuffer(bytes(network.alive[:peers]), dtype=np.uint8).astype(bool)
     degrees = np.array([len(network.neighbours[peer]) for peer in range(peers)], dtype=np.int64)
     links = int(degrees.sum()) // 2
-    reach, dissemination, delays_all, hop_counts = [], [], [], Counter()
+    reach, dissemination, delays_all = [], [], []
+    hop_counts = np.zeros(1, dtype=np.int64)
     transmissions, catch_up, per_message = [], 0, []
-    curve_delays = []
     joined = np.frombuffer(outcome.joined, dtype=np.float64)[:peers]
     made = [record for record in outcome.messages if record.made]
     expected_total = 0
@@ -56,19 +56,21 @@ def summarise(outcome: Outcome, network: Network, settings: dict | None = None) 
         expected_total += want
         share = float(got.sum() / want) if want else 1.0
         delays = received[got] - record.created
-        hops = np.frombuffer(record.hops, dtype=np.uint16)[:peers][got]
-        hop_counts.update(Counter(hops.tolist()))
+        counts = np.bincount(np.frombuffer(record.hops, dtype=np.uint16)[:peers][got])
+        if len(counts) > len(hop_counts):
+            hop_counts = np.pad(hop_counts, (0, len(counts) - len(hop_counts)))
+        hop_counts[:len(counts)] += counts
         reach.append(share)
         if share == 1.0 and want:
             dissemination.append(float(delays.max()))
         delays_all.append(delays)
-        curve_delays.append(delays)
         transmissions.append(record.transmissions)
         catch_up += record.catch_up
         per_message.append({"origin": record.origin, "created": record.created, "reach": share,
                             "dissemination": float(delays.max()) if share == 1.0 and want else None,
                             "transmissions": record.transmissions})
     delays_flat = np.concatenate(delays_all) if delays_all else np.array([])
+    receipts = int(hop_counts.sum())
     result = {
         "settings": settings or {},
         "peers": peers,
@@ -84,13 +86,13 @@ def summarise(outcome: Outcome, network: Network, settings: dict | None = None) 
                   "complete": sum(1 for share in reach if share == 1.0)},
         "dissemination_s": _stats(np.array(dissemination)),
         "receipt_delay_s": _stats(delays_flat),
-        "hops": {"mean": float(sum(h * n for h, n in hop_counts.items()) / max(sum(hop_counts.values()), 1)),
-                 "max": max(hop_counts, default=0),
-                 "counts": {str(h): n for h, n in sorted(hop_counts.items())}},
+        "hops": {"mean": float(np.arange(len(hop_counts)) @ hop_counts) / receipts if receipts else 0.0,
+                 "max": int(np.flatnonzero(hop_counts).max()) if receipts else 0,
+                 "counts": {str(hops): int(count) for hops, count in enumerate(hop_counts) if count}},
         "transmissions_per_message": float(np.mean(transmissions)) if transmissions else None,
         "transmissions_per_link": float(np.mean(transmissions)) / links if transmissions and links else None,
         "catch_up_copies": catch_up,
-        "reach_curve": _reach_curve(curve_delays, expected_total),
+        "reach_curve": _reach_curve(delays_flat, expected_total),
         "detection": _detection(outcome, network),
         "events": outcome.events,
         "simulated_s": outcome.end,
@@ -99,13 +101,11 @@ def summarise(outcome: Outcome, network: Network, settings: dict | None = None) 
     return result
 
 
-def _reach_curve(delays: list[np.ndarray], expected: int, points: int = 200) -> dict[str, list[float]]:
+def _reach_curve(delays: np.ndarray, expected: int, points: int = 200) -> dict[str, list[float]]:
     """Share of all expected receipts made by each time since creation (a CDF)."""
-    if not delays or not expected:
+    if not len(delays) or not expected:
         return {"time_s": [], "reach": []}
-    pooled = np.sort(np.concatenate(delays))
-    if not len(pooled):
-        return {"time_s": [], "reach": []}
+    pooled = np.sort(delays)
     ranks = np.unique(np.linspace(0, len(pooled) - 1, points).astype(np.int64))
     return {"time_s": pooled[ranks].tolist(), "reach": ((ranks + 1) / expected).tolist()}
 
