@@ -365,6 +365,31 @@ class Run:
 _DIAL_FAILURES = ("cannot connect", "refused")
 
 
+class LinkChange(NamedTuple):
+    """A peer's link to a neighbour opened (or closed) at ``time``, as that peer logged it."""
+
+    time: float
+    node: Address
+    neighbour: Address
+    opened: bool
+
+
+def link_changes(run: Run) -> list[LinkChange]:
+    """Every LINK_OPENED, and every LINK_CLOSED of a link that was open (not a failed dial), in log order."""
+    changes = []
+    for event in run.events:
+        if event.role != "peer" or event.event not in (logformat.LINK_OPENED, logformat.LINK_CLOSED):
+            continue
+        opened = event.event == logformat.LINK_OPENED
+        if not opened and event.fields.get("reason", "").startswith(_DIAL_FAILURES):
+            continue
+        try:
+            changes.append(LinkChange(event.timestamp, event.node, run._address(event, "neighbour"), opened))
+        except (LogFormatError, KeyError):
+            continue  # Run already listed the damaged line in run.errors
+    return changes
+
+
 def _first_receipt(run: Run, event: LogEvent) -> tuple[Address, str] | None:
     """The message a GOSSIP_RECEIVED event is the peer's first receipt of, else None."""
     key = (event.address("origin"), event.fields["msg"])

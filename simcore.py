@@ -394,7 +394,7 @@ class Simulation:
             self.death[peer] = time
 
     def _crash(self, time: float, fraction: float) -> None:
-        live = [peer for peer in range(self.network.peers) if self.network.alive[peer]]
+        live = self.network.live_peers()
         for peer in self.rng.sample(live, round(fraction * len(live))):
             self._die(peer, time)
 
@@ -413,7 +413,7 @@ class Simulation:
     def _leave(self, time: float) -> None:
         # A clean stop: its links end, and its neighbours report it on the ping rule
         # (a real peer's redial is refused; seeds do not learn of clean stops).
-        live = [peer for peer in range(self.network.peers) if self.network.alive[peer]]
+        live = self.network.live_peers()
         if live:
             self._die(self.rng.choice(live), time)
 
@@ -424,8 +424,7 @@ def schedule_messages(simulation: Simulation, count: int, first: float, gap: flo
     The origin is drawn now, among the peers alive at the start; one that has
     died by its message's time creates nothing (as a real one would not).
     """
-    network = simulation.network
-    live = [peer for peer in range(network.peers) if network.alive[peer]]
+    live = simulation.network.live_peers()
     for number in range(count):
         simulation.add_message(simulation.rng.choice(live), first + number * gap)
 

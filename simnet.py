@@ -211,6 +211,9 @@ class Network:
     def is_alive(self, peer: int) -> bool:
         return bool(self.alive[peer])
 
+    def live_peers(self) -> list[int]:
+        return [peer for peer in range(self.peers) if self.alive[peer]]
+
     def join(self, peer: int) -> list[int]:
         """Register ``peer`` with a random majority of the seeds and link it as peer.Peer.connect does.
 
@@ -229,7 +232,7 @@ class Network:
             if not picks:
                 break
             for neighbour in picks:
-                if self.alive[neighbour] and len(self.neighbours[neighbour]) < self.max_links:
+                if self.accepts(neighbour):
                     linked.append(neighbour)
                 else:
                     unreachable.add(neighbour)  # refused: dead, or at its connection limit

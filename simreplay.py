@@ -32,11 +32,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import networkx as nx
 import numpy as np
 
-import logformat
 import runlog
-from runlog import _DIAL_FAILURES
 from simcore import CLOSE, DIE, OPEN, Simulation
 from simnet import Latency, Network, SimulationError
 
@@ -192,17 +191,14 @@ def _simulate(run: runlog.Run, timing: Timing, rng_seed: int, peers: list[runlog
     for _ in peers:
         network.new_peer()
     simulation = Simulation(network, rng, timing.processing_s, timing.cores, liveness=False)
-    for event in run.events:
-        if event.role != "peer" or event.event not in (logformat.LINK_OPENED, logformat.LINK_CLOSED):
-            continue
-        try:
-            neighbour = index[event.address("neighbour")]
-        except (KeyError, logformat.LogFormatError):
-            continue
-        if event.event == logformat.LINK_OPENED:
-            simulation.at(event.timestamp, OPEN, index[event.node], neighbour, timing.one_hop_s)
-        elif not event.fields.get("reason", "").startswith(_DIAL_FAILURES):
-            simulation.at(event.timestamp, CLOSE, index[event.node], neighbour)
+    for change in runlog.link_changes(run):
+        if change.neighbour not in index:
+            continue  # a neighbour that never logged a line of its own
+        a, b = index[change.node], index[change.neighbour]
+        if change.opened:
+            simulation.at(change.time, OPEN, a, b, timing.one_hop_s)
+        else:
+            simulation.at(change.time, CLOSE, a, b)
     for peer, died in deaths.items():
         simulation.at(died, DIE, peer)
     for key in keys:
@@ -246,34 +242,19 @@ def compare(run: runlog.Run, simulation: Simulation, peers: list, keys: list) ->
 def _shortest_paths_taken(run: runlog.Run, keys: list, real_hops: dict) -> tuple[int, int]:
     """(real receipts whose hop count is the shortest path's, real receipts with a path), over the
     links each end had opened and not closed when the message was made."""
-    links: dict[runlog.Address, set[runlog.Address]] = {}
-    changes = [(event.timestamp, event) for event in run.events
-               if event.role == "peer" and event.event in (logformat.LINK_OPENED, logformat.LINK_CLOSED)]
-    changes.sort(key=lambda change: change[0])
+    overlay = nx.DiGraph()
+    changes = sorted(runlog.link_changes(run), key=lambda change: change.time)
     position = shortest = reachable = 0
     for key in keys:  # by creation time
         created = created_at(run.messages[key])
-        while position < len(changes) and changes[position][0] <= created:
-            event = changes[position][1]
+        while position < len(changes) and changes[position].time <= created:
+            change = changes[position]
             position += 1
-            try:
-                neighbour = event.address("neighbour")
-            except (KeyError, logformat.LogFormatError):
-                continue
-            if event.event == logformat.LINK_OPENED:
-                links.setdefault(event.node, set()).add(neighbour)
-            elif not event.fields.get("reason", "").startswith(_DIAL_FAILURES):
-                links.get(event.node, set()).discard(neighbour)
-        distance = {key[0]: 0}
-        frontier = [key[0]]
-        while frontier:
-            following = []
-            for node in frontier:
-                for neighbour in links.get(node, ()):
-                    if neighbour not in distance:
-                        distance[neighbour] = distance[node] + 1
-                        following.append(neighbour)
-            frontier = following
+            if change.opened:
+                overlay.add_edge(change.node, change.neighbour)
+            elif overlay.has_edge(change.node, change.neighbour):
+                overlay.remove_edge(change.node, change.neighbour)
+        distance = nx.single_source_shortest_path_length(overlay, key[0]) if key[0] in overlay else {key[0]: 0}
         for peer, hops in real_hops.get(key, {}).items():
             if peer != key[0] and peer in distance:
                 reachable += 1

@@ -61,14 +61,14 @@ def summarise(outcome: Outcome, network: Network, settings: dict | None = None) 
             hop_counts = np.pad(hop_counts, (0, len(counts) - len(hop_counts)))
         hop_counts[:len(counts)] += counts
         reach.append(share)
-        if share == 1.0 and want:
-            dissemination.append(float(delays.max()))
+        complete = float(delays.max()) if share == 1.0 and want else None
+        if complete is not None:
+            dissemination.append(complete)
         delays_all.append(delays)
         transmissions.append(record.transmissions)
         catch_up += record.catch_up
         per_message.append({"origin": record.origin, "created": record.created, "reach": share,
-                            "dissemination": float(delays.max()) if share == 1.0 and want else None,
-                            "transmissions": record.transmissions})
+                            "dissemination": complete, "transmissions": record.transmissions})
     delays_flat = np.concatenate(delays_all) if delays_all else np.array([])
     receipts = int(hop_counts.sum())
     result = {
@@ -135,7 +135,7 @@ def _detection(outcome: Outcome, network: Network) -> dict:
             "seed_decisions": dict(network.decisions)}
 
 
-def _s(value: float | None) -> str:
+def seconds(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
@@ -150,8 +150,8 @@ def text(result: dict) -> str:
         f"degree min {degree['min']}, median {degree['median']:g}, max {degree['max']}",
         f"messages       {result['messages']}; reach mean {_pct(reach['mean'])}, min {_pct(reach['min'])}, "
         f"{reach['complete']} reached every live peer",
-        f"dissemination  median {_s(dissemination['median'])}, p99 {_s(dissemination['p99'])} "
-        f"(receipt delay median {_s(delay['median'])}, p99 {_s(delay['p99'])})",
+        f"dissemination  median {seconds(dissemination['median'])}, p99 {seconds(dissemination['p99'])} "
+        f"(receipt delay median {seconds(delay['median'])}, p99 {seconds(delay['p99'])})",
         f"hops           mean {result['hops']['mean']:.2f}, max {result['hops']['max']}",
         f"transmissions  {_num(result['transmissions_per_message'])} per message "
         f"({_num(result['transmissions_per_link'], 2)} x links); catch-up copies {result['catch_up_copies']}",
@@ -159,9 +159,9 @@ def text(result: dict) -> str:
     if detection["departed"]:
         lines.append(
             f"detection      {detection['departed']} departed: {detection['reported']} reported "
-            f"(first report median {_s(detection['first_report_s']['median'])}, "
-            f"max {_s(detection['first_report_s']['max'])}), {detection['removed_everywhere']} removed by every "
-            f"seed listing them (median {_s(detection['removal_s']['median'])}); "
+            f"(first report median {seconds(detection['first_report_s']['median'])}, "
+            f"max {seconds(detection['first_report_s']['max'])}), {detection['removed_everywhere']} removed by every "
+            f"seed listing them (median {seconds(detection['removal_s']['median'])}); "
             f"{detection['false_reports']} false reports")
     if result.get("repair", {}).get("rounds"):
         lines.append(f"repair         {result['repair']['rounds']:,} rounds opened {result['repair']['links']:,} links")

@@ -116,6 +116,17 @@ class Progress:
             self._shown = False
 
 
+def arrivals(rng: random.Random, rate: float, until: float) -> list[float]:
+    """Moments of a Poisson process of ``rate`` per second on [0, until); none at rate 0."""
+    moments: list[float] = []
+    if rate:
+        moment = rng.expovariate(rate)
+        while moment < until:
+            moments.append(moment)
+            moment += rng.expovariate(rate)
+    return moments
+
+
 def run(scenario: Scenario, progress: Progress | None = None) -> tuple[dict, Simulation]:
     """Grow the overlay, run the events, and summarise: (result, simulation)."""
     progress = progress or Progress(False)
@@ -123,12 +134,7 @@ def run(scenario: Scenario, progress: Progress | None = None) -> tuple[dict, Sim
     latency = Latency(scenario.latency, np.random.default_rng(scenario.rng_seed))
     events_end = scenario.last_message
     liveness = scenario.fail > 0 or scenario.churn > 0
-    joins: list[float] = []
-    if scenario.churn:
-        moment = rng.expovariate(scenario.churn)
-        while moment < events_end:
-            joins.append(moment)
-            moment += rng.expovariate(scenario.churn)
+    joins = arrivals(rng, scenario.churn, events_end)
     network = Network(scenario.peers + len(joins), scenario.seeds, scenario.degree_model, latency, rng,
                       scenario.ping_misses, scenario.probe_timeout, scenario.max_links)
     started = time.monotonic()
@@ -150,13 +156,10 @@ def run(scenario: Scenario, progress: Progress | None = None) -> tuple[dict, Sim
     if scenario.fail:
         for moment in scenario.crash_times:
             simulation.at(moment, CRASH, scenario.fail)
-    if scenario.churn:
-        for moment in joins:
-            simulation.at(moment, JOIN)
-        moment = rng.expovariate(scenario.churn)
-        while moment < events_end:
-            simulation.at(moment, LEAVE)
-            moment += rng.expovariate(scenario.churn)
+    for moment in joins:
+        simulation.at(moment, JOIN)
+    for moment in arrivals(rng, scenario.churn, events_end):
+        simulation.at(moment, LEAVE)
     if liveness:
         # Every departure has time to be detected (ping-misses + 1 intervals) and removed.
         last_departure = max((*scenario.crash_times, events_end))
@@ -180,8 +183,8 @@ def run_scale(base: Scenario, sizes: list[int], progress: Progress, out: Path) -
         result, _ = run(scenario, progress)
         result["wall_s"] = time.monotonic() - started
         rows.append(result)
-        print(f"N={size:>7,}: dissemination median {simreport._s(result['dissemination_s']['median'])}, "
-              f"p99 {simreport._s(result['dissemination_s']['p99'])}, hops mean {result['hops']['mean']:.2f}, "
+        print(f"N={size:>7,}: dissemination median {simreport.seconds(result['dissemination_s']['median'])}, "
+              f"p99 {simreport.seconds(result['dissemination_s']['p99'])}, hops mean {result['hops']['mean']:.2f}, "
               f"reach {100 * result['reach']['mean']:.2f}%, {result['wall_s']:.1f} s")
     slim = [{key: value for key, value in row.items() if key not in ("degrees", "per_message", "reach_curve")}
             for row in rows]
