@@ -257,7 +257,9 @@ class Simulation:
             time, _, kind, a, b, c, d = entry
             events += 1
             if kind == ARRIVE:
-                # The hot path: (message a, peer b, sender c, hops d).
+                # The hot path: (message a, peer b, sender c, hops d).  It inlines
+                # _handle (without cores) and _send_all: a call each would cost a
+                # tenth of a 100,000-peer run.
                 if deaths and death[c] < received_of[a][c]:
                     self._never_sent(a, b, time)
                     continue
