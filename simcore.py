@@ -258,8 +258,8 @@ class Simulation:
             events += 1
             if kind == ARRIVE:
                 # The hot path: (message a, peer b, sender c, hops d).  It inlines
-                # _handle (without cores) and _send_all: a call each would cost a
-                # tenth of a 100,000-peer run.
+                # _handle (without cores) and _send_all: 100,000 peers and 100 messages
+                # make 10 million receipts, each of which would be two more calls.
                 if deaths and death[c] < received_of[a][c]:
                     self._never_sent(a, b, time)
                     continue
