@@ -72,6 +72,16 @@ CONFIRMATIONS = 2
 # two probe timeouts; past this many, the seed waits for reports instead.
 MAX_SILENT_PROBES = 4
 
+# Times a node's background loop (gossip, liveness, repair, ...) is started
+# again after an unexpected exception before the node gives up and stops with
+# an error.  A fault that one odd value caused should not stop a node; one that
+# fires every time would otherwise spin and fill the log.
+LOOP_RESTARTS = 3
+
+# Seconds before a failed background loop is started again (times the
+# failures so far): long enough that a loop failing at once does not spin.
+LOOP_RESTART_PAUSE = 0.5
+
 # Registrations a seed checks at once.  Each holds a thread while the seed
 # asks the registering address to prove it holds its key (up to two probe
 # timeouts); past this, registrations are refused as busy and peers retry.

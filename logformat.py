@@ -68,6 +68,8 @@ GOSSIP_REJECTED = "GOSSIP_REJECTED"  # peer: msg=, origin=, from=, reason=
 REPAIR = "REPAIR"  # peer, one per round: reason=, degree=, before=, target=, seeds=, rejoined=, opened=,
 #                    anchor=, complete=yes|no, next= (pause in seconds before the next round, or none)
 REJOINED = "REJOINED"  # peer: seed=, again=yes|no (registered during a repair with a seed that did not list it)
+# Added with guarded background loops (transport.run_loop)
+LOOP_FAILED = "LOOP_FAILED"  # both: loop=, error=, restarts_left= (an unexpected exception; the loop is started again)
 
 _BARE = re.compile(r'[^\s"=]+')
 _FIELD = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|[^\s"=]+)(?: |$)')

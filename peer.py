@@ -98,6 +98,8 @@ class Peer(Linking, Gossiping, Repairing):
         self.rng = rng
         self.clock = clock
         self.stopped = threading.Event()
+        # Set when a background loop cannot go on: the node then stops with an error.
+        self.failure = transport.NodeFailure(self.stopped)
         self.message_list: MessageList[GossipMessage, Address] = MessageList()
         # The line of every message in the ML, as this peer sends it on (linking.py).
         self.accepted_lines: set[str] = set()
@@ -276,7 +278,9 @@ class Peer(Linking, Gossiping, Repairing):
     # --- Lifecycle -----------------------------------------------------------------
 
     def _start(self, target: Callable[[], None], name: str) -> None:
-        thread = threading.Thread(target=target, name=name, daemon=True)
+        """Run ``target`` on a thread of its own, guarded (transport.run_loop) and joined on stop."""
+        thread = threading.Thread(target=transport.run_loop, args=(name, target, self.log, self.failure),
+                                  name=name, daemon=True)
         with self._lock:
             self._threads.append(thread)
         thread.start()
@@ -362,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
               ping_interval=settings.ping_interval, ping_misses=settings.ping_misses,
               degree_model=settings.degree_model, rng_seed=args.rng_seed, auth="yes" if settings.auth else "no",
               repair_interval=settings.repair_period if settings.repair else "off")
-    return transport.run_until_signalled(peer.stopped, peer.start, peer.stop, log, "peer")
+    return transport.run_until_signalled(peer.stopped, peer.start, peer.stop, log, "peer", peer.failure)
 
 
 if __name__ == "__main__":

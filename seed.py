@@ -255,6 +255,8 @@ class Seed:
         self.config = config
         self.clock = clock
         self.table = PeerTable()
+        # Set when a background thread cannot go on; its event stops the node (main).
+        self.failure = transport.NodeFailure(threading.Event())
         self._registrations = threading.BoundedSemaphore(MAX_PENDING_REGISTRATIONS)
         # Accused peers to look at again (Seed.reconsider), and the one thread that does.
         self._to_reconsider: set[Address] = set()
@@ -409,7 +411,9 @@ class Seed:
         with self._reconsider_lock:
             self._to_reconsider.update(accused)
             if self._reconsidering is None:
-                self._reconsidering = threading.Thread(target=self._reconsider_loop, name="reconsider", daemon=True)
+                self._reconsidering = threading.Thread(
+                    target=transport.run_loop, args=("reconsider", self._reconsider_loop, self.log, self.failure),
+                    name="reconsider", daemon=True)
                 self._reconsidering.start()
 
     def _reconsider_loop(self) -> None:
@@ -487,7 +491,8 @@ class Seed:
 
     def announce_later(self, dead: Address) -> None:
         """Announce a removal on a thread of its own, off the reply path (a simulator schedules it instead)."""
-        threading.Thread(target=self.announce, args=(dead,), name="announce", daemon=True).start()
+        threading.Thread(target=transport.run_loop, args=("announce", lambda: self.announce(dead), self.log,
+                                                          self.failure), name="announce", daemon=True).start()
 
     def announce(self, dead: Address) -> None:
         """Tell every other seed of the config about a removal."""
@@ -550,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
     if seeds and seed.address not in seeds:
         print(f"seed: warning: {seed.address} is not listed in {args.config}; peers will not find it",
               file=sys.stderr)
-    return transport.run_until_signalled(threading.Event(), server.start, server.stop, log, "seed")
+    return transport.run_until_signalled(seed.failure.stopping, server.start, server.stop, log, "seed", seed.failure)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 
 import logformat
-from config import CONNECT_TIMEOUT, MAX_CONNECTIONS
+from config import CONNECT_TIMEOUT, LOOP_RESTART_PAUSE, LOOP_RESTARTS, MAX_CONNECTIONS
 from logformat import NodeLog
 from wire import Address, Error, LineReader, Message, ProtocolError, encode, parse
 
@@ -158,6 +158,48 @@ def guarded(conn: Connection, handler: Callable[[Connection], None], log: NodeLo
         conn.close()
 
 
+class NodeFailure:
+    """Why a node must stop on its own: a background loop that could not go on.
+
+    ``fail`` records the first reason and sets ``stopping``;
+    :func:`run_until_signalled` then stops the node and exits non-zero.
+    """
+
+    def __init__(self, stopping: threading.Event) -> None:
+        self.stopping = stopping
+        self.reason: str | None = None
+
+    def fail(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+        self.stopping.set()
+
+
+def run_loop(name: str, body: Callable[[], None], log: NodeLog, failure: NodeFailure) -> None:
+    """Run a node's background loop ``body`` so that no exception ends it silently.
+
+    An unexpected exception is logged as ``LOOP_FAILED`` with the loop's name
+    and the error, and ``body`` is started again (after a pause) up to
+    LOOP_RESTARTS times; after that the node stops with a one-line error
+    (``failure.fail``).  ``body`` returning ends the loop.  Errors once the
+    node is stopping are shutdown noise and not logged.
+    """
+    for restarts_left in range(LOOP_RESTARTS, -1, -1):
+        try:
+            body()
+            return
+        except Exception as exc:  # a bug must not leave a dead loop behind; say what it was
+            if failure.stopping.is_set():
+                return
+            error = f"{type(exc).__name__}: {describe(exc)}"
+            log.event(logformat.LOOP_FAILED, loop=name, error=error, restarts_left=restarts_left)
+            if not restarts_left:
+                failure.fail(f"the {name} loop failed {LOOP_RESTARTS + 1} times; last: {error}")
+                return
+            if failure.stopping.wait(LOOP_RESTART_PAUSE * (LOOP_RESTARTS + 1 - restarts_left)):
+                return
+
+
 class NodeServer(socketserver.ThreadingTCPServer):
     """Accepts connections; runs ``handler(conn)`` in a thread for each one."""
 
@@ -250,10 +292,11 @@ def open_node(parser: argparse.ArgumentParser, role: str, ip: str, port: int, lo
 
 
 def run_until_signalled(stopped: threading.Event, start: Callable[[], None], stop: Callable[[], None],
-                        log: NodeLog, role: str) -> int:
+                        log: NodeLog, role: str, failure: NodeFailure | None = None) -> int:
     """Run a node until SIGINT/SIGTERM sets ``stopped``, then stop it cleanly.
 
-    Exit status 0 after a signal; 1 when ``start`` raises NodeStartError.
+    Exit status 0 after a signal; 1 when ``start`` raises NodeStartError or
+    ``failure`` says a background loop could not go on (one line on stderr).
     """
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopped.set())
@@ -270,6 +313,9 @@ def run_until_signalled(stopped: threading.Event, start: Callable[[], None], sto
     finally:
         stopped.set()
         stop()
+        if failure is not None and failure.reason is not None:
+            print(f"{role}: error: {failure.reason}", file=sys.stderr)
+            status = 1
         log.event(logformat.STOPPED)
         log.close()
     return status
