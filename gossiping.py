@@ -10,7 +10,7 @@ sends a message whose signature fails is cut off: honest peers never
 forward one.
 
 ``Gossiping`` is a part of peer.Peer, whose __init__ holds the state it uses
-(``message_list``, ``keys``, ``_unverified``, ``_lock``, ...).  Not here:
+(``message_list``, ``keys``, ``_unverified``, ``_lock``, ``link_table``, ...).  Not here:
 whether a message is new and to whom it goes (gossip.py), signing and
 verifying (auth.py), reading lines off a link (linking.py).
 """
@@ -166,8 +166,11 @@ class Gossiping:
             # Its copies from other neighbours come as this very line (the origin's
             # signature included): they are dropped before parsing.
             self.accepted_lines.add(line[:-1].decode("utf-8"))
-            for neighbour in forward_targets(self.links, sender):
-                self.links[neighbour].send(line)
+            # Under the lock that installing a link holds: a link that missed this
+            # message had it in its ML replay (linking.Linking._open_link).
+            links = self.link_table.current()
+            for neighbour in forward_targets(links, sender):
+                links[neighbour].send(line)
         if sender is None:
             self.log.event(logformat.GOSSIP_GENERATED, msg=message.text, number=message.number)
         else:

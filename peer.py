@@ -13,16 +13,20 @@ Link and dead-node reports go to the seeds from one thread, off the gossip
 path.  With authentication on (the default), the peer signs them and its
 liveness replies with its Ed25519 key (auth.py).
 
-``Peer`` is this module's class with its state (one lock guards it all),
-joining, the ping loop and dead-node reports, talking to the seeds, start
-and stop; ``main`` is the command line.  The rest of the peer is in the
-modules beside it, each a part (mixin) of ``Peer``:
+``Peer`` is this module's class with its state, joining, the ping loop and
+dead-node reports, talking to the seeds, start and stop; ``main`` is the
+command line.  The rest of the peer is in the modules beside it, each a part
+(mixin) of ``Peer``:
 
 - linking.py: dialling, the link handshake, serving a link, redial, cutting
   off a misbehaving neighbour (a link itself, its queue and writer: link.py);
 - gossiping.py: creating, verifying (keys fetched from the seeds) and
   forwarding gossip;
 - repairing.py: overlay repair rounds (on by default; ``--no-repair``).
+
+The links have an owner with its own lock, handed to the parts that use
+it: the link table (linktable.py: the links and dials, the simultaneous-dial
+rule, every link's liveness).
 
 Decisions are made by gossip.py (ML and forwarding), liveness.py (missed
 pings) and topology.py (whom to link to, when to repair); these modules wire
@@ -62,6 +66,7 @@ from gossip import MessageList
 from gossiping import Gossiping
 from link import Link
 from linking import Linking
+from linktable import LinkTable
 from logformat import NodeLog
 from repairing import Repairing
 from transport import NodeServer, NodeStartError, describe
@@ -103,7 +108,8 @@ class Peer(Linking, Gossiping, Repairing):
         self.message_list: MessageList[GossipMessage, Address] = MessageList()
         # The line of every message in the ML, as this peer sends it on (linking.py).
         self.accepted_lines: set[str] = set()
-        self.links: dict[Address, Link] = {}
+        # The links to the neighbours, and the dials under way (linktable.py).
+        self.link_table = LinkTable(self.address)
         self.registered_seeds: list[Address] = []
         # Links this peer aims for (topology.join_target, drawn when it joins).
         self.target = 0
@@ -125,10 +131,10 @@ class Peer(Linking, Gossiping, Repairing):
         self._held_from: dict[Address, int] = {}  # neighbour -> its messages waiting
         self._keys_wanted = threading.Event()
         self.rejected = 0  # gossip messages dropped as unverifiable
-        self._dialing: set[Address] = set()
-        # Guards links, _dialing, message_list, keys, _unverified, registered_seeds,
-        # _join_lists, _repair_reasons and every link's liveness; accepted_lines is
-        # written under it and read without it (a set lookup is atomic).
+        # Guards message_list and forwarding, keys, _unverified, rejected, registered_seeds,
+        # _join_lists, _repair_reasons and _threads; accepted_lines is written under it and
+        # read without it (a set lookup is atomic).  Lock order: this lock is taken before
+        # the link table's, never while holding it.
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         # (audience, report): audience "all" (the config), "registered", or a tuple of seeds.
@@ -149,9 +155,7 @@ class Peer(Linking, Gossiping, Repairing):
         self._start(self._gossip_loop, "gossip")
         self._start(self._ping_loop, "liveness")
         if self.settings.repair:
-            with self._lock:
-                alone = not self._working()
-            if alone:
+            if not self.link_table.working():
                 # The first peer, or one whose seeds restarted and lost their lists:
                 # one round asks every seed, in case another knows some peers.
                 self._want_repair("no links after joining")
@@ -210,8 +214,7 @@ class Peer(Linking, Gossiping, Repairing):
         target = self.target = topology.join_target(self.settings.degree_model, self.rng)
         unreachable: set[Address] = set()
         while not self.stopped.is_set():
-            with self._lock:
-                linked = set(self.links)
+            linked = self.link_table.neighbours()
             picks = topology.next_neighbours(seed_lists, self.settings.degree_model, target, self.rng,
                                              linked=linked, unreachable=unreachable)
             if not picks:
@@ -226,10 +229,7 @@ class Peer(Linking, Gossiping, Repairing):
     def _ping_loop(self) -> None:
         while not self.stopped.wait(self.settings.ping_interval):
             request = LivenessRequest(self.address, self._timestamp())
-            with self._lock:
-                links = list(self.links.values())
-                verdicts = [(link, link.liveness.tick(), link.liveness.misses) for link in links]
-            for link, dead, misses in verdicts:
+            for link, dead, misses in self.link_table.tick():
                 if misses:
                     self.log.event(logformat.PING_MISSED, neighbour=link.neighbour, misses=misses)
                 if dead:
@@ -239,7 +239,7 @@ class Peer(Linking, Gossiping, Repairing):
 
     def report_dead(self, link: Link) -> None:
         """Drop a neighbour that missed ping-misses requests and tell the seeds."""
-        if not self._remove_link(link):
+        if not self.link_table.remove(link):
             return  # replaced by a new link meanwhile: the neighbour is back
         link.close()
         with self._lock:
@@ -304,8 +304,8 @@ class Peer(Linking, Gossiping, Repairing):
         self._keys_wanted.set()
         self._repair_wanted.set()
         self.server.stop()
+        links = self.link_table.close()
         with self._lock:
-            links = list(self.links.values())
             threads = list(self._threads)
         for link in links:
             link.close()
