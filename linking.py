@@ -149,11 +149,8 @@ class Linking:
         if not installed:
             return None
         if self.identity is not None:
-            with self._lock:
-                if neighbour not in self.keys:
-                    # A newcomer's own messages come next: fetch its key before they do.
-                    self._unverified.setdefault(neighbour, [])
-                    self._keys_wanted.set()
+            # A newcomer's own messages come next: fetch its key before they do.
+            self.key_wait.want(neighbour)
         if stale is not None:  # its connection had closed: the neighbour came back
             stale.close()
         link.writer.start()

@@ -24,9 +24,10 @@ command line.  The rest of the peer is in the modules beside it, each a part
   forwarding gossip;
 - repairing.py: overlay repair rounds (on by default; ``--no-repair``).
 
-The links have an owner with its own lock, handed to the parts that use
-it: the link table (linktable.py: the links and dials, the simultaneous-dial
-rule, every link's liveness).
+Two parts of the state have an owner with its own lock, handed to the parts
+that use them: the link table (linktable.py: the links and dials, the
+simultaneous-dial rule, every link's liveness) and the key wait (keywait.py:
+the keys learned from the seeds, the gossip waiting for them).
 
 Decisions are made by gossip.py (ML and forwarding), liveness.py (missed
 pings) and topology.py (whom to link to, when to repair); these modules wire
@@ -64,6 +65,7 @@ from config import (
 )
 from gossip import MessageList
 from gossiping import Gossiping
+from keywait import KeyWait
 from link import Link
 from linking import Linking
 from linktable import LinkTable
@@ -123,18 +125,13 @@ class Peer(Linking, Gossiping, Repairing):
         self._repair_reasons: list[str] = []  # why, since the last round (a few)
         # This peer's key pair; None runs the report's plain format.
         self.identity = identity if identity is not None or not settings.auth else auth.Identity()
-        # Public keys of other peers as the seeds bound them: every key an
-        # address has had (a restart makes a new one), so older messages verify.
-        self.keys: dict[Address, set[str]] = {}
-        # Gossip waiting for its origin's key: origin -> [(message, sender)].
-        self._unverified: dict[Address, list[tuple[GossipMessage, Address]]] = {}
-        self._held_from: dict[Address, int] = {}  # neighbour -> its messages waiting
-        self._keys_wanted = threading.Event()
+        # Other peers' keys as the seeds bound them, and the gossip waiting for one (keywait.py).
+        self.key_wait = KeyWait()
         self.rejected = 0  # gossip messages dropped as unverifiable
-        # Guards message_list and forwarding, keys, _unverified, rejected, registered_seeds,
-        # _join_lists, _repair_reasons and _threads; accepted_lines is written under it and
-        # read without it (a set lookup is atomic).  Lock order: this lock is taken before
-        # the link table's, never while holding it.
+        # Guards message_list and forwarding, rejected, registered_seeds, _join_lists,
+        # _repair_reasons and _threads; accepted_lines is written under it and read
+        # without it (a set lookup is atomic).  Lock order: this lock is taken before
+        # the link table's or the key wait's, never while holding one of them.
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         # (audience, report): audience "all" (the config), "registered", or a tuple of seeds.
@@ -202,8 +199,7 @@ class Peer(Linking, Gossiping, Repairing):
             self.log.event(logformat.REGISTER_FAILED, seed=seed, attempt=attempt, reason=describe(exc))
             return None
         peers = {address: degree for address, degree in reply.peers if address != self.address}
-        with self._lock:
-            self._learn(reply.keys.items())
+        self.key_wait.learn(reply.keys.items())
         self.log.event(logformat.REGISTERED, seed=seed)
         self.log.event(logformat.PEER_LIST, seed=seed, peers=",".join(map(str, peers)))
         return peers
@@ -301,7 +297,7 @@ class Peer(Linking, Gossiping, Repairing):
     def stop(self) -> None:
         """Close every connection and join every thread.  Safe to call twice."""
         self.stopped.set()
-        self._keys_wanted.set()
+        self.key_wait.wanted.set()
         self._repair_wanted.set()
         self.server.stop()
         links = self.link_table.close()

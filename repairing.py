@@ -158,8 +158,7 @@ class Repairing:
                 reply = None
             if not isinstance(reply, PeerList):
                 continue
-            with self._lock:
-                self._learn(reply.keys.items())
+            self.key_wait.learn(reply.keys.items())
             peers = dict(reply.peers)
             if self.address in peers:
                 del peers[self.address]

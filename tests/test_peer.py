@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-import gossiping
+import keywait
 import logformat
 from auth import Identity, verify
 from config import PeerSettings
@@ -46,7 +46,7 @@ def peer(tmp_path):
 def signed_peer(tmp_path):
     """A peer with authentication on that already knows the keys of ORIGIN, X and Y."""
     for node in _serve(tmp_path, PeerSettings()):
-        node.keys.update({ORIGIN: {ORIGIN_ID.key}, X: {X_ID.key}, Y: {Y_ID.key}})
+        node.key_wait.learn([(ORIGIN, ORIGIN_ID.key), (X, X_ID.key), (Y, Y_ID.key)])
         node._start(node._key_lookup_loop, "key lookup")
         yield node
 
@@ -211,7 +211,7 @@ def test_a_message_from_an_origin_no_seed_knows_is_dropped(signed_peer):
 
 
 def test_a_neighbour_with_too_many_messages_waiting_for_keys_is_cut_off(signed_peer, monkeypatch):
-    monkeypatch.setattr(gossiping, "MAX_UNVERIFIED_PER_NEIGHBOUR", 3)
+    monkeypatch.setattr(keywait, "MAX_UNVERIFIED_PER_NEIGHBOUR", 3)
     # With no seeds to ask, a key lookup takes its full backoff (seconds): messages pile up.
     x, y = linked(signed_peer, X, Y)
     strangers = [message(Address("127.0.0.1", 9400 + n), 1).signed(Identity()) for n in range(10)]
