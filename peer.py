@@ -128,10 +128,11 @@ class Peer(Linking, Gossiping, Repairing):
         # Other peers' keys as the seeds bound them, and the gossip waiting for one (keywait.py).
         self.key_wait = KeyWait()
         self.rejected = 0  # gossip messages dropped as unverifiable
-        # Guards message_list and forwarding, rejected, registered_seeds, _join_lists,
-        # _repair_reasons and _threads; accepted_lines is written under it and read
-        # without it (a set lookup is atomic).  Lock order: this lock is taken before
-        # the link table's or the key wait's, never while holding one of them.
+        # Guards message_list and forwarding (installing a link holds it too, see
+        # Linking._open_link), rejected, registered_seeds, _join_lists, _repair_reasons
+        # and _threads; accepted_lines is written under it and read without it (a set
+        # lookup is atomic).  Lock order: this lock, then the link table's or the key
+        # wait's, then a link's own; never the other way.
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         # (audience, report): audience "all" (the config), "registered", or a tuple of seeds.
