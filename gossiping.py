@@ -9,20 +9,20 @@ later) is fetched from the seeds while the message waits.  A neighbour that
 sends a message whose signature fails is cut off: honest peers never
 forward one.
 
-``Gossiping`` is a part of peer.Peer, whose __init__ holds the state it uses
-(``message_list``, ``keys``, ``_unverified``, ``_lock``, ...).  Not here:
-whether a message is new and to whom it goes (gossip.py), signing and
-verifying (auth.py), reading lines off a link (linking.py).
+``Gossiping`` is a part of peer.Peer, whose __init__ holds the state it uses:
+the Message List under the peer's lock (``message_list``, ``_lock``), the
+keys and the messages waiting for one (``key_wait``, keywait.py), the links
+it forwards to (``link_table``, linktable.py), ...  Not here: whether a
+message is new and to whom it goes (gossip.py), signing and verifying
+(auth.py), reading lines off a link (linking.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import auth
 import logformat
 import transport
-from config import KEY_LOOKUP_ATTEMPTS, KEY_LOOKUP_BACKOFF, MAX_UNVERIFIED_PER_NEIGHBOUR
+from config import KEY_LOOKUP_ATTEMPTS, KEY_LOOKUP_BACKOFF
 from gossip import forward_targets
 from wire import MAX_KEYS_PER_REQUEST, Address, GossipMessage, Keys, KeysRequest, ProtocolError, encode
 
@@ -44,17 +44,15 @@ class Gossiping:
         with self._lock:
             if message in self.message_list:
                 return
-            keys = self.keys.get(message.origin)
-            if keys is None:
-                self._hold(message, sender)
-                return
+        keys = self.key_wait.keys_or_hold(message, sender)
+        if keys is None:
+            return  # held until the seeds tell its origin's key
         if _verify(keys, message):
             self.on_gossip(message, sender)
             return
         # It fails against the key held.  The origin may have restarted with a
         # new key: ask the seeds before judging the neighbour that sent it.
-        with self._lock:
-            self._hold(message, sender)
+        self.key_wait.hold(message, sender)
 
     def _reject(self, message: GossipMessage, sender: Address, reason: str) -> None:
         with self._lock:
@@ -63,58 +61,27 @@ class Gossiping:
         self.log.event(logformat.GOSSIP_REJECTED, msg=message.text, origin=message.origin, reason=reason,
                        count=count, **{"from": sender})
 
-    def _hold(self, message: GossipMessage, sender: Address) -> None:
-        """Keep a message until the seeds tell its origin's key.  Call with the lock held.
-
-        Raises ProtocolError (cutting the sender's link) when that neighbour
-        already has too many messages waiting.
-        """
-        waiting = self._held_from.get(sender, 0)
-        if waiting >= MAX_UNVERIFIED_PER_NEIGHBOUR:
-            raise ProtocolError(f"more than {MAX_UNVERIFIED_PER_NEIGHBOUR} messages waiting for their origin's key")
-        self._held_from[sender] = waiting + 1
-        self._unverified.setdefault(message.origin, []).append((message, sender))
-        self._keys_wanted.set()
-
     def _key_lookup_loop(self) -> None:
         """Fetch keys of origins whose messages wait, then verify and accept those messages."""
         while not self.stopped.is_set():
-            self._keys_wanted.wait()
+            self.key_wait.wanted.wait()
             if self.stopped.is_set():
                 return
-            self._keys_wanted.clear()
+            # Cleared before the origins are taken: a message held from here on asks for another pass.
+            self.key_wait.wanted.clear()
+            wanted = self.key_wait.origins(MAX_KEYS_PER_REQUEST)
             with self._lock:
-                wanted = list(self._unverified)[:MAX_KEYS_PER_REQUEST]
                 seeds = list(self.registered_seeds)
             found, every_seed_answered = self._lookup_keys(wanted, seeds)
-            with self._lock:
-                self._learn(found)
-                keys = {origin: set(self.keys[origin]) if origin in self.keys else None for origin in wanted}
-                if not every_seed_answered:
-                    # A seed that did not answer may hold the key: those messages
-                    # keep waiting (within the per-neighbour bound) for a later pass.
-                    wanted = [origin for origin in wanted if keys[origin] is not None]
-                held = {origin: self._unverified.pop(origin, []) for origin in wanted}
-                for messages in held.values():
-                    for _, sender in messages:
-                        self._held_from[sender] -= 1
-                        if not self._held_from[sender]:
-                            del self._held_from[sender]
-                retry = bool(self._unverified)
+            released, retry = self.key_wait.settle(wanted, found, every_seed_answered)
             if retry and not every_seed_answered:
                 self.stopped.wait(KEY_LOOKUP_BACKOFF)  # the seeds are busy: do not hammer them
             if retry:
-                self._keys_wanted.set()
-            for origin, messages in held.items():
-                for message, sender in messages:
-                    self._judge(message, sender, keys[origin])
+                self.key_wait.wanted.set()
+            for message, sender, keys in released:
+                self._judge(message, sender, keys)
 
-    def _learn(self, keys: Iterable[tuple[Address, str]]) -> None:
-        """Add keys the seeds gave.  Call with the lock held."""
-        for address, key in keys:
-            self.keys.setdefault(address, set()).add(key)
-
-    def _judge(self, message: GossipMessage, sender: Address, keys: set[str] | None) -> None:
+    def _judge(self, message: GossipMessage, sender: Address, keys: frozenset[str] | None) -> None:
         """Accept a waiting message, or drop it; a bad signature also cuts off its sender."""
         if keys is None:
             self._reject(message, sender, "origin has no key at the seeds")
@@ -166,8 +133,11 @@ class Gossiping:
             # Its copies from other neighbours come as this very line (the origin's
             # signature included): they are dropped before parsing.
             self.accepted_lines.add(line[:-1].decode("utf-8"))
-            for neighbour in forward_targets(self.links, sender):
-                self.links[neighbour].send(line)
+            # Under the lock that installing a link holds: a link that missed this
+            # message had it in its ML replay (linking.Linking._open_link).
+            links = self.link_table.current()
+            for neighbour in forward_targets(links, sender):
+                links[neighbour].send(line)
         if sender is None:
             self.log.event(logformat.GOSSIP_GENERATED, msg=message.text, number=message.number)
         else:
@@ -180,6 +150,6 @@ class Gossiping:
             self.on_gossip(self._sign(GossipMessage(self.address, self._timestamp(), number)), None)
 
 
-def _verify(keys: set[str], message: GossipMessage) -> bool:
+def _verify(keys: frozenset[str], message: GossipMessage) -> bool:
     """Signed by one of the keys its origin's address has had."""
     return any(auth.verify(key, message.body(), message.signature) for key in keys)

@@ -15,8 +15,10 @@ replaces the old one or the liveness rule (liveness.py) removes it: so a
 peer that comes back after its neighbours reported it dead links to them
 again instead of reporting them.
 
-``Linking`` is a part of peer.Peer, whose __init__ holds the state it uses
-(``links``, ``_dialing``, ``_lock``, ...).  Not here: whom to link to
+``Linking`` is a part of peer.Peer, whose __init__ holds the state it uses:
+the link table (``link_table``, linktable.py: which link is current, the
+dials under way, the simultaneous-dial rule), the Message List it replays
+under the peer's lock (``_lock``), ...  Not here: whom to link to
 (topology.py, via peer.py and repairing.py), what a link's gossip means
 (gossiping.py), the missed-ping rule (liveness.py) and the ping loop (peer.py).
 """
@@ -57,16 +59,14 @@ class Linking:
 
     def _link_to(self, neighbour: Address) -> str:
         """Open a link to ``neighbour``: LINKED (a link exists afterwards), REFUSED or UNREACHABLE."""
-        with self._lock:
-            if self._linked(neighbour):
-                return LINKED
-            self._dialing.add(neighbour)
+        if not self.link_table.start_dial(neighbour):
+            return LINKED
         try:
             conn = Connection.open(neighbour)
         except OSError as exc:
             self.log.event(logformat.LINK_CLOSED, neighbour=neighbour,
                            reason=f"cannot connect: {describe(exc)}")
-            self._forget_dial(neighbour)
+            self.link_table.end_dial(neighbour)
             return UNREACHABLE
         outcome = REFUSED
         try:
@@ -81,23 +81,17 @@ class Linking:
             if link is not None:
                 self._start(lambda: transport.guarded(conn, lambda _: self._serve_link(link), self.log,
                                                       self.stopped), f"read {neighbour}")
-                self._forget_dial(neighbour)
+                self.link_table.end_dial(neighbour)
                 return LINKED
         conn.close()
-        with self._lock:
-            self._dialing.discard(neighbour)
-            if self._linked(neighbour):  # it dialled us meanwhile; that link stands
-                return LINKED
+        if self.link_table.end_dial(neighbour):  # it dialled us meanwhile; that link stands
+            return LINKED
         if reply is None:
             reason = "closed without a reply"
         else:
             reason = reply.reason if isinstance(reply, Error) else f"unexpected reply {reply!r}"
         self.log.event(logformat.LINK_CLOSED, neighbour=neighbour, reason=f"refused: {reason}")
         return outcome
-
-    def _forget_dial(self, neighbour: Address) -> None:
-        with self._lock:
-            self._dialing.discard(neighbour)
 
     # --- Connections ---------------------------------------------------------------
 
@@ -137,24 +131,26 @@ class Linking:
         """Make ``neighbour`` a neighbour: greet it, replay the ML to it, report the link."""
         conn.set_timeout(None)
         link = Link(neighbour, conn, initiator, self.settings.ping_misses)
-        with self._lock:
-            if self._linked(neighbour) or self.stopped.is_set():
-                return None
-            # Both ends dialling at once: keep the link the smaller address opened.
-            if not initiator and neighbour in self._dialing and self.address < neighbour:
-                return None
+
+        def greet() -> None:  # once the table admits the link, before it is in the table
             if not initiator:
                 link.send(Hello(self.address))
-            # Same critical section as forwarding: each message either is in
-            # this replay or is forwarded later, never both, never neither.
             for message in self.message_list.messages():
                 link.send(message)
-            stale = self.links.get(neighbour)
-            self.links[neighbour] = link
-            if self.identity is not None and neighbour not in self.keys:
-                # A newcomer's own messages come next: fetch its key before they do.
-                self._unverified.setdefault(neighbour, [])
-                self._keys_wanted.set()
+
+        # Under the peer's lock, as forwarding is (gossiping.py): each message either
+        # is in this replay or is forwarded later, never both, never neither.
+        with self._lock:
+            if self.stopped.is_set():
+                return None
+            # Refused when a working link stands, or both ends dialled at once and
+            # the other link is the one kept (linktable.py).
+            installed, stale = self.link_table.install(link, greet)
+        if not installed:
+            return None
+        if self.identity is not None:
+            # A newcomer's own messages come next: fetch its key before they do.
+            self.key_wait.want(neighbour)
         if stale is not None:  # its connection had closed: the neighbour came back
             stale.close()
         link.writer.start()
@@ -168,8 +164,7 @@ class Linking:
         ended = "closed by neighbour"
         try:
             while (line := link.conn.read_line()) is not None:
-                with self._lock:  # any line is a sign of life, a reply or not
-                    link.liveness.replied()
+                self.link_table.replied(link)  # any line is a sign of life, a reply or not
                 if line in self.accepted_lines:
                     continue  # a copy of a message already accepted: the ML would drop it, unparsed here
                 message = parse(line)
@@ -182,7 +177,7 @@ class Linking:
         except ProtocolError as exc:
             # A misbehaving neighbour is cut off, not reported dead: it is alive.
             # guarded() then answers ERROR and closes the connection.
-            removed = self._remove_link(link)
+            removed = self.link_table.remove(link)
             link.stop_writer()
             self.log.event(logformat.LINK_CLOSED, neighbour=link.neighbour,
                            reason=f"bad input: {describe(exc)}")
@@ -194,8 +189,9 @@ class Linking:
         if self.stopped.is_set():
             return
         with self._lock:
-            # Under the lock, so that a new link replacing this one is logged after this line.
-            current = self.links.get(link.neighbour) is link
+            # Under the peer's lock, which every install holds (_open_link), so that a
+            # new link replacing this one is logged after this line.
+            current = self.link_table.is_current(link)
             if current:
                 # Kept in the table: the liveness rule decides whether it is dead.  (Closed but
                 # current: a send failed, or the neighbour fell too far behind, see Link.send.)
@@ -221,9 +217,8 @@ class Linking:
         """
         lost = False
         while not self.stopped.is_set():
-            with self._lock:
-                if self.links.get(link.neighbour) is not link:
-                    return  # replaced by a new link, or removed by the liveness rule
+            if not self.link_table.is_current(link):
+                return  # replaced by a new link, or removed by the liveness rule
             if self.dial(link.neighbour):
                 return
             if not lost:
@@ -232,28 +227,10 @@ class Linking:
             if self.stopped.wait(self.settings.ping_interval):
                 return
 
-    def _linked(self, neighbour: Address) -> bool:
-        """A working link to ``neighbour`` exists.  Call with the lock held."""
-        link = self.links.get(neighbour)
-        return link is not None and not link.conn.closed
-
-    def _remove_link(self, link: Link) -> bool:
-        """Take ``link`` out of the table; False if a newer link had replaced it."""
-        with self._lock:
-            if self.links.get(link.neighbour) is not link:
-                return False
-            del self.links[link.neighbour]
-            return True
-
-    def _working(self) -> set[Address]:
-        """Neighbours with a working link.  Call with the lock held."""
-        return {neighbour for neighbour, link in self.links.items() if not link.conn.closed}
-
     def _cut(self, neighbour: Address, reason: str) -> None:
         """Close the link to a neighbour that misbehaved (it is alive: not reported dead)."""
-        with self._lock:
-            link = self.links.get(neighbour)
-        if link is not None and self._remove_link(link):
+        link = self.link_table.cut(neighbour)
+        if link is not None:
             link.close()
             self.log.event(logformat.LINK_CLOSED, neighbour=neighbour, reason=reason)
             self._want_repair(f"cut off {neighbour}")

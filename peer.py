@@ -13,16 +13,21 @@ Link and dead-node reports go to the seeds from one thread, off the gossip
 path.  With authentication on (the default), the peer signs them and its
 liveness replies with its Ed25519 key (auth.py).
 
-``Peer`` is this module's class with its state (one lock guards it all),
-joining, the ping loop and dead-node reports, talking to the seeds, start
-and stop; ``main`` is the command line.  The rest of the peer is in the
-modules beside it, each a part (mixin) of ``Peer``:
+``Peer`` is this module's class with its state, joining, the ping loop and
+dead-node reports, talking to the seeds, start and stop; ``main`` is the
+command line.  The rest of the peer is in the modules beside it, each a part
+(mixin) of ``Peer``:
 
 - linking.py: dialling, the link handshake, serving a link, redial, cutting
   off a misbehaving neighbour (a link itself, its queue and writer: link.py);
 - gossiping.py: creating, verifying (keys fetched from the seeds) and
   forwarding gossip;
 - repairing.py: overlay repair rounds (on by default; ``--no-repair``).
+
+Two parts of the state have an owner with its own lock, handed to the parts
+that use them: the link table (linktable.py: the links and dials, the
+simultaneous-dial rule, every link's liveness) and the key wait (keywait.py:
+the keys learned from the seeds, the gossip waiting for them).
 
 Decisions are made by gossip.py (ML and forwarding), liveness.py (missed
 pings) and topology.py (whom to link to, when to repair); these modules wire
@@ -60,8 +65,10 @@ from config import (
 )
 from gossip import MessageList
 from gossiping import Gossiping
+from keywait import KeyWait
 from link import Link
 from linking import Linking
+from linktable import LinkTable
 from logformat import NodeLog
 from repairing import Repairing
 from transport import NodeServer, NodeStartError, describe
@@ -103,7 +110,8 @@ class Peer(Linking, Gossiping, Repairing):
         self.message_list: MessageList[GossipMessage, Address] = MessageList()
         # The line of every message in the ML, as this peer sends it on (linking.py).
         self.accepted_lines: set[str] = set()
-        self.links: dict[Address, Link] = {}
+        # The links to the neighbours, and the dials under way (linktable.py).
+        self.link_table = LinkTable(self.address)
         self.registered_seeds: list[Address] = []
         # Links this peer aims for (topology.join_target, drawn when it joins).
         self.target = 0
@@ -117,18 +125,14 @@ class Peer(Linking, Gossiping, Repairing):
         self._repair_reasons: list[str] = []  # why, since the last round (a few)
         # This peer's key pair; None runs the report's plain format.
         self.identity = identity if identity is not None or not settings.auth else auth.Identity()
-        # Public keys of other peers as the seeds bound them: every key an
-        # address has had (a restart makes a new one), so older messages verify.
-        self.keys: dict[Address, set[str]] = {}
-        # Gossip waiting for its origin's key: origin -> [(message, sender)].
-        self._unverified: dict[Address, list[tuple[GossipMessage, Address]]] = {}
-        self._held_from: dict[Address, int] = {}  # neighbour -> its messages waiting
-        self._keys_wanted = threading.Event()
+        # Other peers' keys as the seeds bound them, and the gossip waiting for one (keywait.py).
+        self.key_wait = KeyWait()
         self.rejected = 0  # gossip messages dropped as unverifiable
-        self._dialing: set[Address] = set()
-        # Guards links, _dialing, message_list, keys, _unverified, registered_seeds,
-        # _join_lists, _repair_reasons and every link's liveness; accepted_lines is
-        # written under it and read without it (a set lookup is atomic).
+        # Guards message_list and forwarding (installing a link holds it too, see
+        # Linking._open_link), rejected, registered_seeds, _join_lists, _repair_reasons
+        # and _threads; accepted_lines is written under it and read without it (a set
+        # lookup is atomic).  Lock order: this lock, then the link table's or the key
+        # wait's, then a link's own; never the other way.
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         # (audience, report): audience "all" (the config), "registered", or a tuple of seeds.
@@ -149,9 +153,7 @@ class Peer(Linking, Gossiping, Repairing):
         self._start(self._gossip_loop, "gossip")
         self._start(self._ping_loop, "liveness")
         if self.settings.repair:
-            with self._lock:
-                alone = not self._working()
-            if alone:
+            if not self.link_table.working():
                 # The first peer, or one whose seeds restarted and lost their lists:
                 # one round asks every seed, in case another knows some peers.
                 self._want_repair("no links after joining")
@@ -198,8 +200,7 @@ class Peer(Linking, Gossiping, Repairing):
             self.log.event(logformat.REGISTER_FAILED, seed=seed, attempt=attempt, reason=describe(exc))
             return None
         peers = {address: degree for address, degree in reply.peers if address != self.address}
-        with self._lock:
-            self._learn(reply.keys.items())
+        self.key_wait.learn(reply.keys.items())
         self.log.event(logformat.REGISTERED, seed=seed)
         self.log.event(logformat.PEER_LIST, seed=seed, peers=",".join(map(str, peers)))
         return peers
@@ -210,8 +211,7 @@ class Peer(Linking, Gossiping, Repairing):
         target = self.target = topology.join_target(self.settings.degree_model, self.rng)
         unreachable: set[Address] = set()
         while not self.stopped.is_set():
-            with self._lock:
-                linked = set(self.links)
+            linked = self.link_table.neighbours()
             picks = topology.next_neighbours(seed_lists, self.settings.degree_model, target, self.rng,
                                              linked=linked, unreachable=unreachable)
             if not picks:
@@ -226,10 +226,7 @@ class Peer(Linking, Gossiping, Repairing):
     def _ping_loop(self) -> None:
         while not self.stopped.wait(self.settings.ping_interval):
             request = LivenessRequest(self.address, self._timestamp())
-            with self._lock:
-                links = list(self.links.values())
-                verdicts = [(link, link.liveness.tick(), link.liveness.misses) for link in links]
-            for link, dead, misses in verdicts:
+            for link, dead, misses in self.link_table.tick():
                 if misses:
                     self.log.event(logformat.PING_MISSED, neighbour=link.neighbour, misses=misses)
                 if dead:
@@ -239,7 +236,7 @@ class Peer(Linking, Gossiping, Repairing):
 
     def report_dead(self, link: Link) -> None:
         """Drop a neighbour that missed ping-misses requests and tell the seeds."""
-        if not self._remove_link(link):
+        if not self.link_table.remove(link):
             return  # replaced by a new link meanwhile: the neighbour is back
         link.close()
         with self._lock:
@@ -301,11 +298,11 @@ class Peer(Linking, Gossiping, Repairing):
     def stop(self) -> None:
         """Close every connection and join every thread.  Safe to call twice."""
         self.stopped.set()
-        self._keys_wanted.set()
+        self.key_wait.wanted.set()
         self._repair_wanted.set()
         self.server.stop()
+        links = self.link_table.close()
         with self._lock:
-            links = list(self.links.values())
             threads = list(self._threads)
         for link in links:
             link.close()

@@ -77,10 +77,10 @@ class Repairing:
             for address, degree in peers.items():
                 listed[address] = max(degree, listed.get(address, 0))
         with self._lock:
-            working = self._working()
+            working = self.link_table.working()
             before = len(working)
             # A closed link still in the table has its own redial; the liveness rule decides it.
-            unreachable = set(self.links) - working
+            unreachable = self.link_table.stale()
             cover = [{peer: listed[peer] for peer in members if peer in listed}
                      for members in self._join_lists.values()]
         refused: set[Address] = set()
@@ -117,16 +117,14 @@ class Repairing:
         # 2. Cover and fill, by the degree model (degree-proportional by default).
         seed_lists = cover + list(lists.values())
         while dials and not self.stopped.is_set():
-            with self._lock:
-                linked = self._working()
+            linked = self.link_table.working()
             picks = topology.next_neighbours(seed_lists, self.settings.degree_model, self.target, self.rng,
                                              linked=linked, unreachable=unreachable | refused)
             if not picks:
                 break
             for pick in picks[:dials]:
                 attempt(pick)
-        with self._lock:
-            linked = self._working()
+        linked = self.link_table.working()
         short = short or topology.repair_short(seed_lists, self.target, linked, refused)
         return {"reason": reason, "degree": len(linked), "before": before, "target": self.target,
                 "seeds": len(lists), "rejoined": len(rejoined), "opened": opened, "anchor": anchor,
@@ -160,8 +158,7 @@ class Repairing:
                 reply = None
             if not isinstance(reply, PeerList):
                 continue
-            with self._lock:
-                self._learn(reply.keys.items())
+            self.key_wait.learn(reply.keys.items())
             peers = dict(reply.peers)
             if self.address in peers:
                 del peers[self.address]
@@ -182,8 +179,7 @@ class Repairing:
         if rejoined:
             # The seed dropped this peer's links when it removed it: report the live ones again,
             # so that its neighbours may report it if it dies.
-            with self._lock:
-                neighbours = sorted(self._working())
+            neighbours = sorted(self.link_table.working())
             for neighbour in neighbours:
                 self._to_seeds.put((tuple(rejoined), self._sign(LinkReport(self.address, neighbour))))
         return lists, rejoined

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-import gossiping
+import keywait
 import logformat
 from auth import Identity, verify
 from config import PeerSettings
@@ -46,7 +46,7 @@ def peer(tmp_path):
 def signed_peer(tmp_path):
     """A peer with authentication on that already knows the keys of ORIGIN, X and Y."""
     for node in _serve(tmp_path, PeerSettings()):
-        node.keys.update({ORIGIN: {ORIGIN_ID.key}, X: {X_ID.key}, Y: {Y_ID.key}})
+        node.key_wait.learn([(ORIGIN, ORIGIN_ID.key), (X, X_ID.key), (Y, Y_ID.key)])
         node._start(node._key_lookup_loop, "key lookup")
         yield node
 
@@ -92,7 +92,7 @@ def test_new_link_gets_hello_then_the_whole_message_list(peer):
 def test_message_is_forwarded_once_to_everyone_but_its_sender(peer):
     x, y = Neighbour(peer, X), Neighbour(peer, Y)
     assert x.read() == Hello(peer.address) and y.read() == Hello(peer.address)
-    wait_for(lambda: set(peer.links) == {X, Y}, "both links")
+    wait_for(lambda: peer.link_table.neighbours() == {X, Y}, "both links")
     m = message(Address("127.0.0.1", 9200), 1)
     x.send(m)
     x.send(m)  # a duplicate from the same neighbour is dropped
@@ -109,37 +109,37 @@ def test_message_is_forwarded_once_to_everyone_but_its_sender(peer):
 def test_second_link_from_a_live_neighbour_is_refused(peer):
     first = Neighbour(peer, X)
     assert first.read() == Hello(peer.address)
-    wait_for(lambda: X in peer.links, "the first link")
+    wait_for(lambda: X in peer.link_table.neighbours(), "the first link")
     second = Neighbour(peer, X)
     assert second.read() == Error("already linked")
-    assert peer.links[X].conn.closed is False
+    assert peer.link_table.get(X).conn.closed is False
 
 
 def test_a_neighbour_that_comes_back_replaces_its_stale_link(peer):
     first = Neighbour(peer, X)
     assert first.read() == Hello(peer.address)
-    wait_for(lambda: X in peer.links, "the first link")
-    stale = peer.links[X]
+    wait_for(lambda: X in peer.link_table.neighbours(), "the first link")
+    stale = peer.link_table.get(X)
     first.close()  # it died: the link stays until the liveness rule decides
     wait_for(lambda: stale.conn.closed, "the peer to see the close")
     again = Neighbour(peer, X)
     assert again.read() == Hello(peer.address)
-    wait_for(lambda: peer.links.get(X) is not stale, "the new link to replace the stale one")
+    wait_for(lambda: peer.link_table.get(X) is not stale, "the new link to replace the stale one")
     # The stale link's verdict no longer applies to the neighbour that came back.
     peer.report_dead(stale)
-    assert X in peer.links
+    assert X in peer.link_table.neighbours()
     assert not any(e.event == logformat.DEAD_NODE_REPORTED for e in _events(peer))
 
 
 def test_garbage_on_a_link_gets_error_and_cuts_the_link_without_a_report(peer):
     x = Neighbour(peer, X)
     assert x.read() == Hello(peer.address)
-    wait_for(lambda: X in peer.links, "the link")
+    wait_for(lambda: X in peer.link_table.neighbours(), "the link")
     x.sock.sendall(b"NONSENSE here\n")
     reply = x.read()
     assert isinstance(reply, Error) and "unknown verb" in reply.reason
     assert x.read() is None  # then closed
-    wait_for(lambda: X not in peer.links, "the link to be dropped")
+    wait_for(lambda: X not in peer.link_table.neighbours(), "the link to be dropped")
     names = [e.event for e in _events(peer)]
     assert logformat.BAD_INPUT in names and logformat.DEAD_NODE_REPORTED not in names
 
@@ -155,7 +155,7 @@ def linked(peer: Peer, *addresses: Address) -> list[Neighbour]:
     neighbours = [Neighbour(peer, address) for address in addresses]
     for neighbour in neighbours:
         assert neighbour.read() == Hello(peer.address)
-    wait_for(lambda: set(peer.links) == set(addresses), "the links")
+    wait_for(lambda: peer.link_table.neighbours() == set(addresses), "the links")
     return neighbours
 
 
@@ -179,7 +179,7 @@ def test_a_forged_message_is_dropped_logged_and_its_sender_cut_off(signed_peer, 
     real = message(ORIGIN, 1).signed(ORIGIN_ID)
     fake = forge(real)
     x.send(fake)
-    wait_for(lambda: X not in signed_peer.links, "the forger's link to be cut")
+    wait_for(lambda: X not in signed_peer.link_table.neighbours(), "the forger's link to be cut")
     assert x.read() is None  # closed
     assert len(signed_peer.message_list) == 0
     # The forgery did not take the real message's identity: it still gets through.
@@ -207,15 +207,15 @@ def test_a_message_from_an_origin_no_seed_knows_is_dropped(signed_peer):
     wait_for(lambda: any(e.event == logformat.GOSSIP_REJECTED for e in _events(signed_peer)),
              "the message to be dropped")
     assert m not in signed_peer.message_list
-    assert X in signed_peer.links  # an origin without a key is not the neighbour's fault
+    assert X in signed_peer.link_table.neighbours()  # an origin without a key is not the neighbour's fault
 
 
 def test_a_neighbour_with_too_many_messages_waiting_for_keys_is_cut_off(signed_peer, monkeypatch):
-    monkeypatch.setattr(gossiping, "MAX_UNVERIFIED_PER_NEIGHBOUR", 3)
+    monkeypatch.setattr(keywait, "MAX_UNVERIFIED_PER_NEIGHBOUR", 3)
     # With no seeds to ask, a key lookup takes its full backoff (seconds): messages pile up.
     x, y = linked(signed_peer, X, Y)
     strangers = [message(Address("127.0.0.1", 9400 + n), 1).signed(Identity()) for n in range(10)]
     for m in strangers:
         x.send(m)
-    wait_for(lambda: X not in signed_peer.links, "the flooding neighbour to be cut")
-    assert Y in signed_peer.links  # the others keep their links
+    wait_for(lambda: X not in signed_peer.link_table.neighbours(), "the flooding neighbour to be cut")
+    assert Y in signed_peer.link_table.neighbours()  # the others keep their links

@@ -201,8 +201,8 @@ def test_a_neighbour_that_closes_a_link_is_dialled_back_and_the_new_link_replace
             reader = LineReader(sock)
             sock.sendall(encode(Hello(neighbour.address)))
             assert reader.read_message() == Hello(peer.address)
-            wait_for(lambda: neighbour.address in peer.links, "the link")
-            old = peer.links[neighbour.address]
+            wait_for(lambda: neighbour.address in peer.link_table.neighbours(), "the link")
+            old = peer.link_table.get(neighbour.address)
         # Closed: the peer dials the neighbour's own address at once.
         assert dialled_back.get(timeout=30) == Hello(peer.address)
 
@@ -210,9 +210,10 @@ def test_a_neighbour_that_closes_a_link_is_dialled_back_and_the_new_link_replace
             return [e for e in logformat.parse_log(tmp_path / "peer.txt").events if e.event == logformat.LINK_OPENED]
 
         wait_for(lambda: len(opened()) == 2, "the new link to replace the old one")
-        assert peer.links[neighbour.address] is not old and not peer.links[neighbour.address].conn.closed
+        new = peer.link_table.get(neighbour.address)
+        assert new is not old and not new.conn.closed
         peer.report_dead(old)  # the old link's verdict no longer applies
-        assert neighbour.address in peer.links
+        assert neighbour.address in peer.link_table.neighbours()
         events = logformat.parse_log(tmp_path / "peer.txt").events
         assert [e.fields["reason"] for e in events if e.event == logformat.LINK_CLOSED] == ["closed by neighbour"]
         assert [e.fields["initiator"] for e in events if e.event == logformat.LINK_OPENED] == [
