@@ -28,6 +28,7 @@ from config import (
     ConfigError,
     PeerSettings,
     load_seeds,
+    majority,
     positive_float,
     positive_int,
 )
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         seeds = load_seeds(plan.config)
     except ConfigError as exc:
         parser.exit(EXIT_USAGE, f"{parser.prog}: error: {exc}\n")
-    need = len(seeds) // 2 + 1
+    need = majority(len(seeds))
     if len(answered := reachable(seeds)) < need:
         parser.exit(EXIT_FAILED, f"{parser.prog}: error: only {len(answered)} of the {len(seeds)} seeds in "
                                  f"{args.config} accept connections and a peer needs {need}; "

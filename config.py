@@ -117,6 +117,12 @@ REPAIR_DIALS = 8
 # that cannot finish its repair asks the seeds (once per this many intervals).
 REPAIR_BACKOFF_CAP = 4
 
+
+def majority(n: int) -> int:
+    """Seeds a peer registers with, of ``n``: a majority (⌊n/2⌋+1), so any two peers share a seed."""
+    return n // 2 + 1
+
+
 # --- Defaults (the report's numbers) ------------------------------------------
 
 DEFAULT_CONFIG = "config.txt"

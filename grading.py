@@ -26,6 +26,7 @@ from operator import attrgetter
 import logformat
 import runlog
 import topology
+from config import majority
 from logformat import LogEvent
 from wire import Address, DeadNodeReport, GossipMessage, ProtocolError
 
@@ -318,7 +319,7 @@ def rule_registration(g: Grading) -> Verdict:
         if peer in g.failed and not registered:
             continue
         n = g.setting(peer, "seeds")
-        need = n // 2 + 1
+        need = majority(n)
         if len(registered) < need:
             lines = tuple(event.line for event in registered.values()) or (g.run.peers[peer].first_line,)
             verdict.offences.append(Offence(peer, lines, f"registered with {len(registered)} of {n} seeds; "
@@ -328,7 +329,7 @@ def rule_registration(g: Grading) -> Verdict:
                 verdict.offences.append(Offence(peer, (event.line,), f"no PEER_LIST logged for seed {seed}"))
     if g.run.peers:
         n = g.setting(None, "seeds")
-        verdict.detail = f"{len(g.run.peers)} peers; n={n} seeds, a majority is {n // 2 + 1}"
+        verdict.detail = f"{len(g.run.peers)} peers; n={n} seeds, a majority is {majority(n)}"
     else:
         verdict.detail = "no peers"
     return verdict

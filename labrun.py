@@ -26,6 +26,7 @@ from pathlib import Path
 import labnet
 import launch
 import logformat
+from config import majority
 from faults import Action, Fault, Scenario, choose_crash, choose_group, choose_seeds
 from labverdict import Check, Facts, Incident, Join, held_by, judge, live_links
 from launch import NodeProcess
@@ -316,9 +317,9 @@ class Lab:
             targets = [self._add("peer") for _ in range(fault.count)] if verb == "join" else \
                 [node for node in self.peers() if not node.running and node.lives]
             for node in targets:
-                majority = sum(seed.running for seed in self.seeds()) >= len(self.seeds()) // 2 + 1
+                majority_up = sum(seed.running for seed in self.seeds()) >= majority(len(self.seeds()))
                 process = self._spawn(node)
-                self.joins[process.pid] = Join(node.address, process.pid, now, majority)
+                self.joins[process.pid] = Join(node.address, process.pid, now, majority_up)
                 self._end_incidents(node, "crash", now)
         what = ", ".join(str(node.address or node.name) for node in self.chosen.get(action.index, [])) \
             if verb not in ("join", "restart") else f"{len(targets)} peers"

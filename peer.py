@@ -54,6 +54,7 @@ from config import (
     PeerSettings,
     listen_address,
     load_seeds,
+    majority,
     node_address_arguments,
     positive_float,
     positive_int,
@@ -164,7 +165,7 @@ class Peer(Linking, Gossiping, Repairing):
         seeds repeat with a doubling pause.  Raises NodeStartError when no
         majority can be reached.
         """
-        need = len(self.seeds) // 2 + 1
+        need = majority(len(self.seeds))
         pending = self.rng.sample(self.seeds, len(self.seeds))
         lists: dict[Address, dict[Address, int]] = {}
         for attempt in range(REGISTER_ATTEMPTS):

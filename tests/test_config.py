@@ -163,3 +163,9 @@ def test_defaults_are_the_reports_numbers():
     assert settings.gossip_count == 10
     assert settings.ping_interval == 13.0
     assert settings.ping_misses == 3
+
+
+@pytest.mark.parametrize("n, need", [(1, 1), (2, 2), (3, 2), (4, 3), (5, 3), (6, 4), (7, 4)])
+def test_majority_is_more_than_half(n, need):
+    assert config.majority(n) == need
+    assert 2 * config.majority(n) > n >= 2 * (config.majority(n) - 1)  # the least that is more than half
