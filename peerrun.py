@@ -23,7 +23,7 @@ from typing import TextIO
 
 import launch
 import logformat
-from config import CONFIRMATIONS, PeerSettings, SeedSettings
+from config import CONFIRMATIONS, PeerSettings, SeedSettings, peer_argv
 from launch import NodeProcess
 from runlog import LogTail, Run
 from wire import Address
@@ -76,15 +76,16 @@ class Plan:
     kill: int = 0
     timeout: float = 0.0
 
+    @property
+    def peer_settings(self) -> PeerSettings:
+        return PeerSettings(self.timings.gossip_interval, self.gossip_count, self.timings.ping_interval,
+                            self.ping_misses, self.degree_model)
+
     def peer_args(self, index: int) -> list[str]:
+        """peer.py's command line for peer ``index``: its port, and rng seed N+index with --rng-seed N."""
         port = self.base_port + index if self.base_port is not None else 0
-        args = [self.host, str(port), "--config", str(self.config), "--log", str(self.log), "--quiet",
-                "--gossip-interval", f"{self.timings.gossip_interval:g}", "--gossip-count", str(self.gossip_count),
-                "--ping-interval", f"{self.timings.ping_interval:g}", "--ping-misses", str(self.ping_misses),
-                "--degree-model", self.degree_model]
-        if self.rng_seed is not None:
-            args += ["--rng-seed", str(self.rng_seed + index)]
-        return args
+        return [self.host, str(port), "--config", str(self.config), "--log", str(self.log), "--quiet",
+                *peer_argv(self.peer_settings, None if self.rng_seed is None else self.rng_seed + index)]
 
     @property
     def detection_window(self) -> tuple[float, float]:
