@@ -23,9 +23,10 @@ from typing import TextIO
 
 import launch
 import logformat
-from config import CONFIRMATIONS, PeerSettings, SeedSettings, peer_argv
+from config import PeerSettings, SeedSettings, peer_argv
+from faults import reportable
 from launch import NodeProcess
-from runlog import LogTail, Run
+from runlog import LogTail, Run, components
 from wire import Address
 
 # Seconds between two reads of the log.  Each read parses only the lines added
@@ -158,27 +159,10 @@ def choose_victims(adjacency: dict[Address, set[Address]], candidates: Sequence[
     for _ in range(VICTIM_DRAWS):
         victims = rng.sample(list(candidates), count)
         survivors = set(candidates) - set(victims)
-        if all(_reportable(adjacency.get(victim, set()), survivors) for victim in victims) \
-                and _connected(adjacency, survivors):
+        if all(reportable(adjacency.get(victim, set()), survivors) for victim in victims) \
+                and len(components(survivors, adjacency)) <= 1:
             return victims, True
     return victims, False
-
-
-def _reportable(neighbours: set[Address], survivors: set[Address]) -> bool:
-    return len(neighbours & survivors) >= max(1, min(CONFIRMATIONS, len(neighbours)))
-
-
-def _connected(adjacency: dict[Address, set[Address]], nodes: set[Address]) -> bool:
-    if not nodes:
-        return True
-    start = next(iter(nodes))
-    seen, frontier = {start}, [start]
-    while frontier:
-        for neighbour in adjacency.get(frontier.pop(), set()) & nodes:
-            if neighbour not in seen:
-                seen.add(neighbour)
-                frontier.append(neighbour)
-    return seen == nodes
 
 
 # --- A run of peers ---------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import math
 import os
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
@@ -107,6 +107,26 @@ def percentile(values: Iterable[float], fraction: float) -> float:
     ordered = sorted(values)
     rank = math.ceil(fraction * len(ordered))
     return ordered[min(max(rank, 1), len(ordered)) - 1]
+
+
+def components(nodes: Iterable[Address], links: Iterable[Iterable[Address]] | Mapping[Address, Iterable[Address]]
+               ) -> list[set[Address]]:
+    """The connected parts of the overlay among ``nodes``, in the order of their least node.
+
+    ``links`` are node pairs, or an adjacency (node -> neighbours); a link
+    with an end outside ``nodes`` is left out.
+    """
+    import networkx as nx  # here: half a second to import, which the tools that never ask need not pay
+
+    # The graph is built on indexes: an Address hashes in Python, an int in C.
+    ordered = sorted(set(nodes))
+    index = {node: number for number, node in enumerate(ordered)}
+    pairs = ((a, b) for a, neighbours in links.items() for b in neighbours) if isinstance(links, Mapping) else links
+    ends = ((index.get(a, -1), index.get(b, -1)) for a, b in pairs)
+    graph = nx.Graph()
+    graph.add_nodes_from(range(len(ordered)))
+    graph.add_edges_from((i, j) for i, j in ends if i >= 0 and j >= 0)
+    return [{ordered[number] for number in part} for part in nx.connected_components(graph)]
 
 
 @dataclass(frozen=True)
