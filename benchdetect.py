@@ -15,7 +15,7 @@ import networkx as nx
 import logformat
 import runlog
 from benchnet import BenchError, Network, pause, progress
-from benchspread import overlay, stats
+from benchspread import overlay
 from wire import Address
 
 # Ping every second; dead after the default 3 misses.
@@ -92,7 +92,7 @@ def run_detection(n: int, kills: int, workdir: Path) -> dict:
     false += [event for event in run.false_reports() if event not in false]
     rule = PING_MISSES * PING_INTERVAL
     return {"peers": n, "kills": len(killed), "ping_interval_s": PING_INTERVAL, "ping_misses": PING_MISSES,
-            "rule_s": rule, "bound_s": bound, "report_s": stats(reported), "removal_s": stats(removed),
-            "report_over_rule": stats([value / rule for value in reported]),
-            "removal_over_rule": stats([value / rule for value in removed]),
+            "rule_s": rule, "bound_s": bound, "report_s": runlog.spread(reported), "removal_s": runlog.spread(removed),
+            "report_over_rule": runlog.spread([value / rule for value in reported]),
+            "removal_over_rule": runlog.spread([value / rule for value in removed]),
             "false_reports": len(false), "missing": missing, "load": load}

@@ -19,7 +19,7 @@ import auth
 import logformat
 import runlog
 from benchnet import NO_PINGS, ROOT, BenchError, Network, pause, progress, spawn_helper, stop_processes
-from benchspread import stats, typical_line_bytes
+from benchspread import typical_line_bytes
 from wire import Address
 
 # Gossip flat out: the smallest interval a peer takes and more messages than
@@ -162,7 +162,7 @@ def run_scale(n: int, workdir: Path) -> dict:
             "false_reports": len(run.reports),  # nobody was killed: every report is false
             "links": summary.links, "degree_max": summary.degree_max,
             "memory_mib": {key: value / 1024 if value is not None else None
-                           for key, value in stats(memory).items()},
+                           for key, value in runlog.spread(memory).items()},
             "seed_memory_mib_max": max(seed_memory) / 1024 if seed_memory else None,
             "dissemination_s": {"median": summary.dissemination_median, "p99": summary.dissemination_p99},
             "load": load}

@@ -102,11 +102,35 @@ class Death:
     removed: dict[Address, float]  # seed -> PL_REMOVED time
 
 
+def nearest_rank(count: int, fraction: float) -> int:
+    """The rank (from 1) of the ``fraction`` (0..1) percentile of ``count`` sorted values: ⌈fraction·count⌉.
+
+    The nearest-rank definition, the same as numpy's ``method="inverted_cdf"``.
+    """
+    return min(max(math.ceil(fraction * count), 1), count)
+
+
 def percentile(values: Iterable[float], fraction: float) -> float:
     """Nearest-rank percentile (``fraction`` in 0..1) of a non-empty collection."""
     ordered = sorted(values)
-    rank = math.ceil(fraction * len(ordered))
-    return ordered[min(max(rank, 1), len(ordered)) - 1]
+    return ordered[nearest_rank(len(ordered), fraction) - 1]
+
+
+def spread(values: Sequence[float]) -> dict[str, float | None]:
+    """Median, p99 (nearest rank) and max of ``values``; None for each when there are none.
+
+    ``values`` is a list or a numpy array: either sorts a copy of itself, so a
+    simulator's millions of delays sort in numpy, and the numbers come back
+    as the values' own type.
+    """
+    if not len(values):
+        return dict.fromkeys(("median", "p99", "max"))
+    ordered = values.copy()
+    ordered.sort()
+    middle = len(ordered) // 2
+    # As statistics.median (and numpy.median): the middle value, or the mean of the middle two.
+    median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    return {"median": median, "p99": ordered[nearest_rank(len(ordered), 0.99) - 1], "max": ordered[-1]}
 
 
 def components(nodes: Iterable[Address], links: Iterable[Iterable[Address]] | Mapping[Address, Iterable[Address]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import networkx as nx
+import numpy as np
 
 import runlog
 from wire import Address
@@ -31,3 +32,21 @@ def test_components_of_an_adjacency_match_networkx():
         expected = nx.connected_components(graph.subgraph([node.port - 9000 for node in nodes]))
         assert sorted(map(sorted, runlog.components(nodes, adjacency))) == \
             sorted(sorted(map(address, part)) for part in expected)
+
+
+def test_spread_is_the_median_the_nearest_rank_p99_and_the_max():
+    assert runlog.spread([]) == {"median": None, "p99": None, "max": None}
+    assert runlog.spread([3, 1, 2]) == {"median": 2, "p99": 3, "max": 3}
+    assert runlog.spread([4.0, 1.0, 2.0, 3.0]) == {"median": 2.5, "p99": 4.0, "max": 4.0}
+    values = list(range(1, 201))  # p99 of 200 values: the 198th smallest
+    assert runlog.spread(values)["p99"] == 198 == runlog.percentile(values, 0.99)
+
+
+def test_spread_of_a_numpy_array_matches_numpys_inverted_cdf():
+    rng = np.random.default_rng(5)
+    for count in (1, 2, 99, 100, 101, 1000, 4321):
+        values = rng.random(count)
+        numbers = runlog.spread(values)
+        assert numbers["median"] == np.median(values)
+        assert numbers["p99"] == np.quantile(values, 0.99, method="inverted_cdf")
+        assert numbers["max"] == values.max()
