@@ -82,10 +82,6 @@ def progress(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def load_average() -> tuple[float, float, float]:
-    return os.getloadavg()
-
-
 def stop_processes(processes: Iterable[subprocess.Popen], timeout: float = launch.STOP_TIMEOUT) -> None:
     """SIGTERM each process still running, SIGKILL any left after ``timeout``; reap all."""
     processes = list(processes)
