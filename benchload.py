@@ -20,11 +20,12 @@ import logformat
 import runlog
 from benchnet import NO_PINGS, ROOT, BenchError, Network, pause, progress, spawn_helper, stop_processes
 from benchspread import typical_line_bytes
+from config import PeerSettings, peer_argv
 from wire import Address
 
 # Gossip flat out: the smallest interval a peer takes and more messages than
 # it can make in a run (each peer makes at most ~1,000 a second).
-FLAT_OUT = ("--gossip-interval", "0.001", "--gossip-count", "100000", "--ping-interval", NO_PINGS)
+FLAT_OUT = peer_argv(PeerSettings(gossip_interval=0.001, gossip_count=100_000, ping_interval=NO_PINGS))
 
 # The report's timings (the peer's defaults): 5 s, 10 messages, 13 s pings.
 REPORT_MESSAGES = 10

@@ -51,7 +51,7 @@ QUIET_LINKS = 1.5
 POLL_INTERVAL = 0.2
 
 # A ping interval no benchmark window reaches: no liveness traffic while timing gossip.
-NO_PINGS = "3600"
+NO_PINGS = 3600.0
 
 # Every process the bench started, so that none outlives it.
 STARTED: list[subprocess.Popen] = []

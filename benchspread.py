@@ -23,6 +23,7 @@ import auth
 import logformat
 import runlog
 from benchnet import NO_PINGS, ROOT, BenchError, Network, check, pause, progress, spawn_helper, stop_processes
+from config import PeerSettings, peer_argv
 from runlog import spread
 from wire import Address, GossipMessage
 
@@ -96,7 +97,7 @@ def run_dissemination(n: int, most_messages: int, slot_per_peer: float, workdir:
     slot = max(MIN_SLOT, n * slot_per_peer)
     messages = max(2, min(most_messages, MESSAGES_PER_RUN // n))
     interval = n * slot
-    flags = ["--gossip-interval", f"{interval:g}", "--gossip-count", str(messages), "--ping-interval", NO_PINGS]
+    flags = peer_argv(PeerSettings(gossip_interval=interval, gossip_count=messages, ping_interval=NO_PINGS))
     offsets = [index * slot for index in range(n)]
     random.Random(n).shuffle(offsets)  # message slots not in join order
     with Network(workdir / f"dissemination-{n}") as net:
