@@ -21,23 +21,28 @@ from dataclasses import replace
 from pathlib import Path
 
 import launch
-import topology
 from config import (
     DEFAULT_CONFIG,
     DEFAULT_LOG,
     ConfigError,
-    PeerSettings,
+    add_peer_arguments,
     load_seeds,
+    majority,
+    non_negative_float,
+    non_negative_int,
     positive_float,
     positive_int,
 )
 from peerrun import FAST, INTERRUPTED, REPORT, PeerRun, Plan, Status, Timings
 from runlog import LogTail
 from runsummary import format_report, summarize, write_summary
-from wire import MAX_NUMBER_DIGITS, Address, ProtocolError
+from wire import Address, ProtocolError
 
 EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # what a shell reports for a Ctrl-C'd program
+
+# The peers' settings a run takes from its command line (config.PEER_FLAGS); the others are the defaults.
+PEER_SETTINGS = ("gossip_interval", "gossip_count", "ping_interval", "ping_misses", "degree_model", "rng_seed")
 
 
 def default_summary_path(log: Path) -> Path:
@@ -46,25 +51,6 @@ def default_summary_path(log: Path) -> Path:
 
 
 # --- Command line ---------------------------------------------------------------------------
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    text = text.strip()
-    if not text.isascii() or not text.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= 0")
-    return int(text)
-
-
-def non_negative_float(text: str) -> float:
-    """argparse type: a number >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} must be a number >= 0")
-    return value
 
 
 def add_network_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,40 +64,36 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
                              "kill after 1 s); flags given explicitly still win")
 
 
-def add_peer_arguments(parser: argparse.ArgumentParser, default_kill: str) -> None:
-    """The flags that shape the peers and the run; shared by PeerRunner.py and runner.py --peers."""
-    parser.add_argument("--host", default="127.0.0.1", metavar="IP",
-                        help="IPv4 address the peers listen on (default: 127.0.0.1)")
-    parser.add_argument("--base-port", type=positive_int, metavar="P",
-                        help="peers listen on ports P..P+N-1 (default: free ports the system picks)")
-    peer = PeerSettings()
-    parser.add_argument("--gossip-interval", type=positive_float, metavar="S",
-                        help=f"seconds between a peer's messages (default: {REPORT.gossip_interval:g}, "
-                             f"--fast {FAST.gossip_interval:g})")
-    parser.add_argument("--gossip-count", type=positive_int, default=peer.gossip_count, metavar="N",
-                        help=f"messages each peer creates (default: {peer.gossip_count})")
-    parser.add_argument("--ping-interval", type=positive_float, metavar="S",
-                        help=f"seconds between liveness requests (default: {REPORT.ping_interval:g}, "
-                             f"--fast {FAST.ping_interval:g})")
-    parser.add_argument("--ping-misses", type=positive_int, default=peer.ping_misses, metavar="N",
-                        help=f"missed requests that make a neighbour dead (default: {peer.ping_misses})")
-    parser.add_argument("--degree-model", choices=topology.DEGREE_MODELS, default=peer.degree_model,
-                        help=f"how peers choose neighbours (default: {peer.degree_model})")
-    parser.add_argument("--rng-seed", type=int, metavar="N",
-                        help="repeatable run: peer i gets --rng-seed N+i, and the victims are drawn with N")
-    parser.add_argument("--kill", type=non_negative_int, metavar="K",
-                        help="SIGKILL K random peers once all are up, to show failure detection "
-                             f"(default: {default_kill}). Victims are drawn among choices that leave each enough "
-                             "live neighbours to report it and the other peers connected")
-    parser.add_argument("--kill-after", type=non_negative_float, metavar="S",
-                        help="seconds after every peer is up (has made its first message) before the kill "
-                             f"(default: {REPORT.kill_after:g}, --fast {FAST.kill_after:g})")
-    parser.add_argument("--timeout", type=positive_float, metavar="S",
-                        help="give up, and fail, after S seconds (default: twice the time the run should take, "
-                             "plus a margin for starting the processes)")
-    parser.add_argument("--summary", type=Path, metavar="FILE",
-                        help="write the summary here as JSON (default: next to the log, e.g. "
-                             f"{default_summary_path(Path(DEFAULT_LOG))})")
+def add_run_arguments(parser: argparse.ArgumentParser, default_kill: str) -> list[str]:
+    """The flags that shape the peers and the run; shared by PeerRunner.py and runner.py --peers.
+
+    Returns their dests.  The peers' settings are config.py's flags; the
+    intervals left out default to the report's, or --fast's.
+    """
+    actions = [
+        parser.add_argument("--host", default="127.0.0.1", metavar="IP",
+                            help="IPv4 address the peers listen on (default: 127.0.0.1)"),
+        parser.add_argument("--base-port", type=positive_int, metavar="P",
+                            help="peers listen on ports P..P+N-1 (default: free ports the system picks)"),
+        *add_peer_arguments(parser, PEER_SETTINGS, scripted={
+            "gossip_interval": f"default: {REPORT.gossip_interval:g}, --fast {FAST.gossip_interval:g}",
+            "ping_interval": f"default: {REPORT.ping_interval:g}, --fast {FAST.ping_interval:g}",
+            "rng_seed": "peer i gets N+i, and the victims are drawn with N; default: random"}),
+        parser.add_argument("--kill", type=non_negative_int, metavar="K",
+                            help="SIGKILL K random peers once all are up, to show failure detection "
+                                 f"(default: {default_kill}). Victims are drawn among choices that leave each "
+                                 "enough live neighbours to report it and the other peers connected"),
+        parser.add_argument("--kill-after", type=non_negative_float, metavar="S",
+                            help="seconds after every peer is up (has made its first message) before the kill "
+                                 f"(default: {REPORT.kill_after:g}, --fast {FAST.kill_after:g})"),
+        parser.add_argument("--timeout", type=positive_float, metavar="S",
+                            help="give up, and fail, after S seconds (default: twice the time the run should "
+                                 "take, plus a margin for starting the processes)"),
+        parser.add_argument("--summary", type=Path, metavar="FILE",
+                            help="write the summary here as JSON (default: next to the log, e.g. "
+                                 f"{default_summary_path(Path(DEFAULT_LOG))})"),
+    ]
+    return [action.dest for action in actions]
 
 
 def make_plan(parser: argparse.ArgumentParser, args: argparse.Namespace, default_kill: int,
@@ -130,8 +112,6 @@ def make_plan(parser: argparse.ArgumentParser, args: argparse.Namespace, default
         parser.error(f"--host: {exc}")
     if args.base_port is not None and args.base_port + args.peers - 1 > 65535:
         parser.error(f"--base-port {args.base_port} leaves no room for {args.peers} peers below port 65536")
-    if args.gossip_count >= 10 ** MAX_NUMBER_DIGITS:
-        parser.error(f"--gossip-count must be below 10^{MAX_NUMBER_DIGITS}")
     kill = default_kill if args.kill is None else args.kill
     if kill >= args.peers:
         parser.error(f"--kill {kill} must leave at least one of the {args.peers} peers alive to report the deaths")
@@ -183,14 +163,14 @@ def main(argv: list[str] | None = None) -> int:
                     "(python runner.py); the log is appended to, and only this run's lines are counted.")
     parser.add_argument("-n", "--peers", type=positive_int, required=True, metavar="N", help="peers to start")
     add_network_arguments(parser)
-    add_peer_arguments(parser, default_kill="0")
+    add_run_arguments(parser, default_kill="0")
     args = parser.parse_args(argv)
     plan = make_plan(parser, args, default_kill=0)
     try:
         seeds = load_seeds(plan.config)
     except ConfigError as exc:
         parser.exit(EXIT_USAGE, f"{parser.prog}: error: {exc}\n")
-    need = len(seeds) // 2 + 1
+    need = majority(len(seeds))
     if len(answered := reachable(seeds)) < need:
         parser.exit(EXIT_FAILED, f"{parser.prog}: error: only {len(answered)} of the {len(seeds)} seeds in "
                                  f"{args.config} accept connections and a peer needs {need}; "

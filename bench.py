@@ -48,6 +48,7 @@ from benchload import run_relays, run_scale, run_throughput
 from benchnet import progress
 from benchreport import render_table
 from benchspread import measure_floor, run_dissemination
+from config import network_sizes
 
 SECTIONS = ("floor", "dissemination", "cost", "throughput", "auth", "scale", "detection")
 
@@ -156,21 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where to write the figures as JSON (default: bench.json)")
     parser.add_argument("--only", metavar="NAME,...",
                         help=f"run only these sections: {', '.join(SECTIONS)} (default: all)")
-    parser.add_argument("--sizes", metavar="N,...",
+    parser.add_argument("--sizes", type=network_sizes, metavar="N,...",
                         help="network sizes of the dissemination runs (default: 50,100,200; --quick: 30,60)")
     parser.add_argument("--keep", type=Path, metavar="DIR",
                         help="keep every run's log and files under DIR (default: a temporary directory, removed)")
     return parser
-
-
-def parse_sizes(parser: argparse.ArgumentParser, text: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        parser.error(f"--sizes {text!r}: expected whole numbers separated by commas")
-    if any(size < 2 for size in sizes):
-        parser.error("--sizes: a network needs at least 2 peers")
-    return sizes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--only: unknown section {', '.join(sorted(unknown))} (choose from {', '.join(SECTIONS)})")
     plan = QUICK if args.quick else FULL
     if args.sizes:
-        plan = replace(plan, sizes=parse_sizes(parser, args.sizes))
+        plan = replace(plan, sizes=args.sizes)
     benchnet.STOP.install()
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="bench-"))
     workdir.mkdir(parents=True, exist_ok=True)

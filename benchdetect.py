@@ -15,7 +15,8 @@ import networkx as nx
 import logformat
 import runlog
 from benchnet import BenchError, Network, pause, progress
-from benchspread import overlay, stats
+from benchspread import overlay
+from config import PeerSettings, peer_argv
 from wire import Address
 
 # Ping every second; dead after the default 3 misses.
@@ -45,8 +46,8 @@ def pick_victims(graph: nx.Graph, count: int, rng: random.Random) -> list[Addres
 def run_detection(n: int, kills: int, workdir: Path) -> dict:
     """Kill ``kills`` of ``n`` peers: time to the first report and to removal at every seed that held each."""
     bound = (PING_MISSES + 1) * PING_INTERVAL
-    flags = ["--gossip-interval", "1", "--gossip-count", "1", "--ping-interval", f"{PING_INTERVAL:g}",
-             "--ping-misses", str(PING_MISSES)]
+    flags = peer_argv(PeerSettings(gossip_interval=1.0, gossip_count=1, ping_interval=PING_INTERVAL,
+                                   ping_misses=PING_MISSES))
     with Network(workdir / "detection") as net:
         progress(f"detection: starting {n} peers, pings every {PING_INTERVAL:g} s")
         net.start_seeds()
@@ -92,7 +93,7 @@ def run_detection(n: int, kills: int, workdir: Path) -> dict:
     false += [event for event in run.false_reports() if event not in false]
     rule = PING_MISSES * PING_INTERVAL
     return {"peers": n, "kills": len(killed), "ping_interval_s": PING_INTERVAL, "ping_misses": PING_MISSES,
-            "rule_s": rule, "bound_s": bound, "report_s": stats(reported), "removal_s": stats(removed),
-            "report_over_rule": stats([value / rule for value in reported]),
-            "removal_over_rule": stats([value / rule for value in removed]),
+            "rule_s": rule, "bound_s": bound, "report_s": runlog.spread(reported), "removal_s": runlog.spread(removed),
+            "report_over_rule": runlog.spread([value / rule for value in reported]),
+            "removal_over_rule": runlog.spread([value / rule for value in removed]),
             "false_reports": len(false), "missing": missing, "load": load}

@@ -19,12 +19,13 @@ import auth
 import logformat
 import runlog
 from benchnet import NO_PINGS, ROOT, BenchError, Network, pause, progress, spawn_helper, stop_processes
-from benchspread import stats, typical_line_bytes
+from benchspread import typical_line_bytes
+from config import PeerSettings, peer_argv
 from wire import Address
 
 # Gossip flat out: the smallest interval a peer takes and more messages than
 # it can make in a run (each peer makes at most ~1,000 a second).
-FLAT_OUT = ("--gossip-interval", "0.001", "--gossip-count", "100000", "--ping-interval", NO_PINGS)
+FLAT_OUT = peer_argv(PeerSettings(gossip_interval=0.001, gossip_count=100_000, ping_interval=NO_PINGS))
 
 # The report's timings (the peer's defaults): 5 s, 10 messages, 13 s pings.
 REPORT_MESSAGES = 10
@@ -162,7 +163,7 @@ def run_scale(n: int, workdir: Path) -> dict:
             "false_reports": len(run.reports),  # nobody was killed: every report is false
             "links": summary.links, "degree_max": summary.degree_max,
             "memory_mib": {key: value / 1024 if value is not None else None
-                           for key, value in stats(memory).items()},
+                           for key, value in runlog.spread(memory).items()},
             "seed_memory_mib_max": max(seed_memory) / 1024 if seed_memory else None,
             "dissemination_s": {"median": summary.dissemination_median, "p99": summary.dissemination_p99},
             "load": load}

@@ -51,7 +51,7 @@ QUIET_LINKS = 1.5
 POLL_INTERVAL = 0.2
 
 # A ping interval no benchmark window reaches: no liveness traffic while timing gossip.
-NO_PINGS = "3600"
+NO_PINGS = 3600.0
 
 # Every process the bench started, so that none outlives it.
 STARTED: list[subprocess.Popen] = []
@@ -80,10 +80,6 @@ def pause(seconds: float) -> None:
 
 def progress(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def load_average() -> tuple[float, float, float]:
-    return os.getloadavg()
 
 
 def stop_processes(processes: Iterable[subprocess.Popen], timeout: float = launch.STOP_TIMEOUT) -> None:

@@ -23,7 +23,8 @@ import auth
 import logformat
 import runlog
 from benchnet import NO_PINGS, ROOT, BenchError, Network, check, pause, progress, spawn_helper, stop_processes
-from runlog import percentile
+from config import PeerSettings, peer_argv
+from runlog import spread
 from wire import Address, GossipMessage
 
 # Ping-pongs before the timed ones (connection and caches warm up).
@@ -51,13 +52,6 @@ def typical_line_bytes(signed: bool = True) -> int:
     return gossip_line_bytes(Address("127.0.0.1", 40000), f"{time.time():.6f}:127.0.0.1:1", signed)
 
 
-def stats(values: list[float]) -> dict[str, float | None]:
-    """Median, p99 (nearest rank) and max; None for each when there are no values."""
-    if not values:
-        return {"median": None, "p99": None, "max": None}
-    return {"median": statistics.median(values), "p99": percentile(values, 0.99), "max": max(values)}
-
-
 def measure_floor(rounds: int) -> dict:
     """Median one-way time of one line between two Python processes: RTT/2 of ping-pongs."""
     line_bytes = typical_line_bytes()
@@ -82,8 +76,8 @@ def measure_floor(rounds: int) -> dict:
                 rtts.append(time.perf_counter() - started)
     finally:
         stop_processes([echo])
-    one_way = [rtt / 2 for rtt in rtts[FLOOR_WARMUP:]]
-    return {"one_way_s": statistics.median(one_way), "one_way_p99_s": percentile(one_way, 0.99),
+    one_way = spread([rtt / 2 for rtt in rtts[FLOOR_WARMUP:]])
+    return {"one_way_s": one_way["median"], "one_way_p99_s": one_way["p99"],
             "rounds": rounds, "line_bytes": line_bytes, "load": os.getloadavg()[0]}
 
 
@@ -103,7 +97,7 @@ def run_dissemination(n: int, most_messages: int, slot_per_peer: float, workdir:
     slot = max(MIN_SLOT, n * slot_per_peer)
     messages = max(2, min(most_messages, MESSAGES_PER_RUN // n))
     interval = n * slot
-    flags = ["--gossip-interval", f"{interval:g}", "--gossip-count", str(messages), "--ping-interval", NO_PINGS]
+    flags = peer_argv(PeerSettings(gossip_interval=interval, gossip_count=messages, ping_interval=NO_PINGS))
     offsets = [index * slot for index in range(n)]
     random.Random(n).shuffle(offsets)  # message slots not in join order
     with Network(workdir / f"dissemination-{n}") as net:
@@ -155,14 +149,14 @@ def run_dissemination(n: int, most_messages: int, slot_per_peer: float, workdir:
     dissemination = {
         "peers": n, "links": links, "messages": len(run.messages), "steady_messages": len(steady),
         "delivery": delivered / expected if expected else 0,
-        "time_s": stats(took), "floor_s": stats(floors), "one_hop_s": floor_s,
-        "first_message_time_s": stats([times[key] for key, message in run.messages.items()
-                                        if message.number == 1 and key in times]),
-        "eccentricity": stats([eccentricity[message.origin] for message in steady.values()]),
+        "time_s": spread(took), "floor_s": spread(floors), "one_hop_s": floor_s,
+        "first_message_time_s": spread([times[key] for key, message in run.messages.items()
+                                         if message.number == 1 and key in times]),
+        "eccentricity": spread([eccentricity[message.origin] for message in steady.values()]),
         "diameter": nx.diameter(graph),
-        "p99_over_median_floor": (percentile(took, 0.99) / statistics.median(floors)) if took else None,
-        "ratio": stats(ratios),
-        "depth": stats(depths),  # hops to the last peer reached, by the first receipts' path
+        "p99_over_median_floor": (spread(took)["p99"] / spread(floors)["median"]) if took else None,
+        "ratio": spread(ratios),
+        "depth": spread(depths),  # hops to the last peer reached, by the first receipts' path
         # The network's CPU time per message spread over every core: the time a message
         # would take if its work were perfectly parallel.  Above the hop floor on few cores.
         "cpu_per_message_s": cpu / len(run.messages) if run.messages else None,
@@ -176,7 +170,7 @@ def run_dissemination(n: int, most_messages: int, slot_per_peer: float, workdir:
     mean_line = statistics.mean(gossip_line_bytes(key[0], key[1], net.auth) for key in run.messages)
     cost = {
         "peers": n, "links": links, "messages": len(run.messages),
-        "derived_per_message": stats(derived), "derived_mean": statistics.mean(derived) if derived else None,
+        "derived_per_message": spread(derived), "derived_mean": statistics.mean(derived) if derived else None,
         "measured_per_message": measured_bytes / mean_line / len(run.messages) if run.messages else None,
         "measured_bytes": measured_bytes, "derived_bytes": predicted_bytes,
         "rule_per_message": 2 * links - (n - 1),

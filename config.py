@@ -2,20 +2,24 @@
 
 This module owns every number a node runs with.  The report's timings are the
 defaults of :class:`PeerSettings`; each can be overridden on the command line
-so tests and demos run fast.  The hard bounds that protect a node from hostile
-or broken input are module constants, each named once with the reason for its
-value.  It also reads ``config.txt``.  It does no networking.
+so tests and demos run fast, by the flags of :data:`PEER_FLAGS`: one definition
+that peer.py, the runners, the lab, the simulator and the grader add to their
+parsers, read back, and turn into a child peer's argv.  The hard bounds that
+protect a node from hostile or broken input are module constants, each named
+once with the reason for its value.  It also reads ``config.txt``.  It does no
+networking.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from wire import Address, ProtocolError
+import topology
+from wire import MAX_NUMBER_DIGITS, Address, ProtocolError
 
 # --- Bounds -----------------------------------------------------------------
 
@@ -116,6 +120,12 @@ REPAIR_DIALS = 8
 # partition takes to reconnect once the partition heals, and how often a peer
 # that cannot finish its repair asks the seeds (once per this many intervals).
 REPAIR_BACKOFF_CAP = 4
+
+
+def majority(n: int) -> int:
+    """Seeds a peer registers with, of ``n``: a majority (⌊n/2⌋+1), so any two peers share a seed."""
+    return n // 2 + 1
+
 
 # --- Defaults (the report's numbers) ------------------------------------------
 
@@ -230,12 +240,32 @@ positive_float = bounded_float(lambda value: value > 0, "must be a positive numb
 non_negative_float = bounded_float(lambda value: value >= 0, "must be a number >= 0")
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    text = text.strip()
-    if not text.isascii() or not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= 1")
-    return int(text)
+def whole_number(least: int, most: int | None = None) -> Callable[[str], int]:
+    """argparse type: a whole number (digits only) from ``least`` (to ``most``, if given)."""
+    requirement = f">= {least}" if most is None else f"from {least} to {most}"
+
+    def parse(text: str) -> int:
+        text = text.strip()
+        if not text.isascii() or not text.isdigit() or int(text) < least or (most is not None and int(text) > most):
+            raise argparse.ArgumentTypeError(f"{text!r} must be a whole number {requirement}")
+        return int(text)
+
+    return parse
+
+
+positive_int = whole_number(1)
+non_negative_int = whole_number(0)
+
+
+def network_sizes(text: str) -> tuple[int, ...]:
+    """argparse type: network sizes ``N,N,...``, each at least 2 peers."""
+    try:
+        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected whole numbers separated by commas") from None
+    if not sizes or min(sizes) < 2:
+        raise argparse.ArgumentTypeError("give at least one size, each >= 2 (a network needs 2 peers)")
+    return sizes
 
 
 def node_address_arguments(parser: argparse.ArgumentParser, role: str) -> None:
@@ -267,3 +297,100 @@ def listen_address(parser: argparse.ArgumentParser, ip: str, port: int) -> tuple
     except ProtocolError as exc:
         parser.error(str(exc))
     return ip, port
+
+
+# --- The peer's flags ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PeerFlag:
+    """One peer setting on the command line, as peer.py, the runners and the lab all spell it."""
+
+    name: str  # the PeerSettings field it sets (rng_seed: the seed of the peer's random.Random)
+    flag: str
+    meaning: str  # the help, less its "(default: ...)"
+    default: str  # the help's words for the default
+    type: Callable[[str], object] | None = None
+    metavar: str | None = None
+    choices: tuple[str, ...] | None = None
+    switch: bool = False  # a --no-... flag: given, it turns the setting off
+
+    @property
+    def dest(self) -> str:
+        return self.flag[2:].replace("-", "_")
+
+
+_PEER = PeerSettings()
+PEER_FLAGS: dict[str, PeerFlag] = {flag.name: flag for flag in (
+    PeerFlag("gossip_interval", "--gossip-interval", "seconds between two messages a peer creates",
+             f"{_PEER.gossip_interval:g}", positive_float, "S"),
+    # A message's number travels with at most MAX_NUMBER_DIGITS digits (wire.py).
+    PeerFlag("gossip_count", "--gossip-count", "messages each peer creates in all", str(_PEER.gossip_count),
+             whole_number(1, 10 ** MAX_NUMBER_DIGITS - 1), "N"),
+    PeerFlag("ping_interval", "--ping-interval", "seconds between liveness requests to each neighbour",
+             f"{_PEER.ping_interval:g}", positive_float, "S"),
+    PeerFlag("ping_misses", "--ping-misses", "consecutive unanswered requests that make a neighbour dead",
+             str(_PEER.ping_misses), positive_int, "N"),
+    PeerFlag("degree_model", "--degree-model", "how a peer chooses neighbours: preferential attachment (a true "
+             "power law) or the report's formula 40*1.5^(-k/10), which is exponential", _PEER.degree_model,
+             choices=topology.DEGREE_MODELS),
+    PeerFlag("auth", "--no-auth", "run the report's plain format: no keys, no signatures (every peer of a network "
+             "must agree)", "Ed25519 signatures on", switch=True),
+    PeerFlag("rng_seed", "--rng-seed", "seed for a peer's random choices, for repeatable runs", "random", int, "N"),
+    PeerFlag("repair_interval", "--repair-interval", "seconds between overlay repair rounds while a repair is under "
+             "way (doubling while they fall short)", "the ping interval", positive_float, "S"),
+    PeerFlag("repair", "--no-repair", "do not replace lost links, dial back a neighbour that closed a link, or "
+             "register again after a removal (the report's behaviour)", "repair on", switch=True),
+)}
+
+
+def add_peer_arguments(parser: argparse.ArgumentParser, names: Iterable[str] = tuple(PEER_FLAGS),
+                       scripted: Mapping[str, str] | None = None) -> list[argparse.Action]:
+    """Add the peer's flags ``names`` (all by default) to ``parser`` (or a group), with PeerSettings' defaults.
+
+    ``scripted`` maps a flag's name to what the script does when it is not
+    given (the help says so instead of the default): that flag's default is
+    None, for the script to fill in (a runner's --fast intervals, say).
+    """
+    scripted = scripted or {}
+    actions = []
+    for name in names:
+        flag = PEER_FLAGS[name]
+        default = None if name in scripted else getattr(_PEER, name, None)
+        note = scripted.get(name, f"default: {flag.default}")
+        # "meaning (aside)" + note reads "meaning (aside; note)".
+        text = f"{flag.meaning[:-1]}; {note})" if flag.meaning.endswith(")") else f"{flag.meaning} ({note})"
+        if flag.switch:
+            actions.append(parser.add_argument(flag.flag, action="store_true", help=text))
+        else:
+            actions.append(parser.add_argument(flag.flag, type=flag.type, default=default, metavar=flag.metavar,
+                                               choices=flag.choices, help=text))
+    return actions
+
+
+def peer_settings_from(args: argparse.Namespace, **given: object) -> PeerSettings:
+    """The PeerSettings that the peer flags in ``args`` say, then ``given``; unset ones keep their defaults."""
+    read: dict[str, object] = {}
+    for flag in PEER_FLAGS.values():
+        value = getattr(args, flag.dest, None)
+        if hasattr(_PEER, flag.name) and value is not None:
+            read[flag.name] = not value if flag.switch else value
+    return replace(_PEER, **{**read, **given})
+
+
+def peer_argv(settings: PeerSettings, rng_seed: int | None = None) -> list[str]:
+    """The flags that start a peer (peer.py) with ``settings`` and ``rng_seed``: each value, and a switch when set."""
+    argv: list[str] = []
+    for flag in PEER_FLAGS.values():
+        value = rng_seed if flag.name == "rng_seed" else getattr(settings, flag.name)
+        if flag.switch:
+            argv += [flag.flag] * (not value)
+        elif value is not None:
+            argv += [flag.flag, _number_text(value) if isinstance(value, float) else str(value)]
+    return argv
+
+
+def _number_text(value: float) -> str:
+    """``value`` as short as it reads back exactly: 5.0 -> '5', 0.1 -> '0.1'."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)

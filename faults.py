@@ -179,7 +179,7 @@ class Scenario:
 # --- Whom a fault strikes ------------------------------------------------------------------
 
 
-def _reportable(neighbours: set[Address], survivors: set[Address]) -> bool:
+def reportable(neighbours: set[Address], survivors: set[Address]) -> bool:
     """A seed removes a peer once CONFIRMATIONS of its neighbours (all, if fewer) report it."""
     return len(neighbours & survivors) >= max(1, min(CONFIRMATIONS, len(neighbours)))
 
@@ -201,7 +201,7 @@ def choose_crash(adjacency: dict[Address, set[Address]], candidates: Sequence[Ad
             break
         trial = victims + [peer]
         survivors = set(candidates) - set(trial)
-        if all(_reportable(adjacency.get(victim, set()), survivors) for victim in trial):
+        if all(reportable(adjacency.get(victim, set()), survivors) for victim in trial):
             victims = trial
     rest = [peer for peer in candidates if peer not in victims]
     return victims + rng.sample(rest, count - len(victims))
@@ -213,7 +213,7 @@ def choose_group(adjacency: dict[Address, set[Address]], candidates: Sequence[Ad
     linked (a peer with no neighbour has nobody to notice it) and reportable by the rest."""
     pool = list(candidates)
     rng.shuffle(pool)
-    pool.sort(key=lambda peer: not _reportable(adjacency.get(peer, set()), set(candidates) - {peer})
+    pool.sort(key=lambda peer: not reportable(adjacency.get(peer, set()), set(candidates) - {peer})
               or not adjacency.get(peer))
     return pool[:count]
 

@@ -355,7 +355,7 @@ def draw_propagation(fig, view: View) -> None:
 
 def _quantile_curves(view: View, keys) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For fractions f of live peers: the time by which the median message, and the 99th
-    percentile message (nearest rank, as runlog.percentile), reached f.  Infinite if not reached."""
+    percentile message (nearest rank), reached f.  Infinite if not reached."""
     fractions = np.linspace(0.0, 1.0, 201)
     times = np.empty((len(keys), len(fractions)))
     for row, key in enumerate(keys):
@@ -365,8 +365,7 @@ def _quantile_curves(view: View, keys) -> tuple[np.ndarray, np.ndarray, np.ndarr
         padded[1:len(view.delays[key]) + 1] = view.delays[key]
         times[row] = padded[np.ceil(fractions * total - 1e-9).astype(int)]
     times.sort(axis=0)
-    rank = max(1, math.ceil(0.99 * len(keys)))
-    return fractions, np.median(times, axis=0), times[rank - 1]
+    return fractions, np.median(times, axis=0), times[runlog.nearest_rank(len(keys), 0.99) - 1]
 
 
 # --- Timeline -----------------------------------------------------------------------------

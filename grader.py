@@ -20,8 +20,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 
+from config import PEER_FLAGS, add_peer_arguments, non_negative_int, positive_float, positive_int
 from grading import DEFAULT_TOLERANCE, RULES, SETTINGS, Grading, Offence, UsageError, Verdict, grade
 from runlog import collector_paused
 
@@ -90,19 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("logs", nargs="+", metavar="LOG", help="log file(s) of one run (several: merged by time)")
     parser.add_argument("--json", action="store_true", help="print the same as JSON")
     parser.add_argument("--explain", action="store_true", help="print what each rule means, exactly")
-    parser.add_argument("--seeds", type=_positive(int), metavar="N", help="seeds in the config (default: the "
+    parser.add_argument("--seeds", type=positive_int, metavar="N", help="seeds in the config (default: the "
                         "peers' STARTED seeds=, else the seeds in the log)")
-    for name, what in (("gossip_count", "messages each peer creates"),
-                       ("gossip_interval", "seconds between a peer's messages"),
-                       ("ping_interval", "seconds between liveness requests"),
-                       ("ping_misses", "unanswered requests that make a neighbour dead")):
-        kind = SETTINGS[name][1]
-        parser.add_argument(SETTINGS[name][2], type=_positive(kind), metavar="N" if kind is int else "S",
-                            help=f"{what} (default: each peer's STARTED line)")
-    parser.add_argument("--tolerance", type=_positive(float), default=DEFAULT_TOLERANCE, metavar="S",
+    graded = [name for name in SETTINGS if name in PEER_FLAGS]  # the peer's own flags, as peer.py spells them
+    add_peer_arguments(parser, graded, scripted=dict.fromkeys(graded, "default: each peer's STARTED line"))
+    parser.add_argument("--tolerance", type=positive_float, default=DEFAULT_TOLERANCE, metavar="S",
                         help="seconds a loaded machine may delay a timer: a message may come this much (+10%% of "
                         "the interval) late, a dead-node report this much early (default: %(default)s)")
-    parser.add_argument("--max-offenders", type=_count, default=DEFAULT_MAX_OFFENDERS, metavar="N",
+    parser.add_argument("--max-offenders", type=non_negative_int, default=DEFAULT_MAX_OFFENDERS, metavar="N",
                         help="offenders listed per rule, 0 for all (default: %(default)s)")
     args = parser.parse_args(argv)
     overrides = {name: getattr(args, name) for name in SETTINGS}
@@ -121,28 +116,6 @@ def _grade_and_report(args: argparse.Namespace, overrides: dict[str, float | int
     else:
         print(report_text(grading, verdicts, args.max_offenders, args.explain))
     return 0 if all(verdict.passed for verdict in verdicts) else 1
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return value
-
-
-def _positive(kind: type) -> Callable[[str], float | int]:
-    def parse(text: str) -> float | int:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not value > 0 or value == float("inf"):
-            raise argparse.ArgumentTypeError(f"{text!r} must be positive")
-        return value
-    return parse
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from operator import attrgetter
 import logformat
 import runlog
 import topology
+from config import majority
 from logformat import LogEvent
 from wire import Address, DeadNodeReport, GossipMessage, ProtocolError
 
@@ -318,7 +319,7 @@ def rule_registration(g: Grading) -> Verdict:
         if peer in g.failed and not registered:
             continue
         n = g.setting(peer, "seeds")
-        need = n // 2 + 1
+        need = majority(n)
         if len(registered) < need:
             lines = tuple(event.line for event in registered.values()) or (g.run.peers[peer].first_line,)
             verdict.offences.append(Offence(peer, lines, f"registered with {len(registered)} of {n} seeds; "
@@ -328,7 +329,7 @@ def rule_registration(g: Grading) -> Verdict:
                 verdict.offences.append(Offence(peer, (event.line,), f"no PEER_LIST logged for seed {seed}"))
     if g.run.peers:
         n = g.setting(None, "seeds")
-        verdict.detail = f"{len(g.run.peers)} peers; n={n} seeds, a majority is {n // 2 + 1}"
+        verdict.detail = f"{len(g.run.peers)} peers; n={n} seeds, a majority is {majority(n)}"
     else:
         verdict.detail = "no peers"
     return verdict
@@ -411,10 +412,9 @@ def rule_delivery(g: Grading) -> Verdict:
     # The hot loops key peers by (ip, port): hashing and comparing a tuple is done in C,
     # while Address's dataclass __hash__ and __eq__ run in Python, once per receipt.
     live = {(peer.ip, peer.port): peer for peer in g.live}
-    part = _components(live.values(), g.run.links)
-    members: dict[int, set[tuple[str, int]]] = defaultdict(set)
-    for peer, label in part.items():
-        members[label].add((peer.ip, peer.port))
+    parts = runlog.components(live.values(), g.run.links)
+    part = {peer: label for label, members in enumerate(parts) for peer in members}
+    members = {label: {(peer.ip, peer.port) for peer in peers} for label, peers in enumerate(parts)}
     ending = sorted((g.run.peers[peer].last_seen, key) for key, peer in live.items())
     opened: dict[tuple[str, int], dict[tuple[str, int], float]] = defaultdict(dict)
     for peer, events in g.events[logformat.LINK_OPENED].items():
@@ -468,34 +468,12 @@ def rule_delivery(g: Grading) -> Verdict:
     return verdict
 
 
-def _components(nodes: Iterable[Address], links: Iterable[frozenset[Address]]) -> dict[Address, int]:
-    """Connected part of each node in the graph of ``links`` restricted to ``nodes`` (labels 0, 1, ...)."""
-    neighbours: dict[Address, list[Address]] = {node: [] for node in nodes}
-    for link in links:
-        a, b = tuple(link)
-        if a in neighbours and b in neighbours:
-            neighbours[a].append(b)
-            neighbours[b].append(a)
-    label: dict[Address, int] = {}
-    for start in sorted(neighbours):
-        if start in label:
-            continue
-        part, stack = len(set(label.values())), [start]
-        label[start] = part
-        while stack:
-            for other in neighbours[stack.pop()]:
-                if other not in label:
-                    label[other] = part
-                    stack.append(other)
-    return label
-
-
 def rule_overlay(g: Grading) -> Verdict:
     verdict = Verdict(6)
     peers = set(g.joined)
     for link in g.run.links:
         peers.update(link)
-    part = _components(peers, g.run.links)
+    part = {peer: label for label, members in enumerate(runlog.components(peers, g.run.links)) for peer in members}
     sizes = Counter(part.values())
     if len(sizes) > 1:
         main = sizes.most_common(1)[0][0]

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import labnet
 import launch
-from config import DEFAULT_LOG, PeerSettings, SeedSettings, positive_float, positive_int
+from config import DEFAULT_LOG, PeerSettings, SeedSettings, add_peer_arguments, positive_float, positive_int
 from faults import Fault, FaultError, Scenario, parse_fault
 from labrun import Lab, Result
 from labverdict import delivery_counts, duplicates, false_reports, held_by, removals_since
@@ -116,16 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="keep config.txt and the nodes' stderr here (default: a temporary directory)")
     parser.add_argument("--timeout", type=positive_float, metavar="S",
                         help="give up, and fail, after S seconds (default: from the timings and the faults)")
-    peer = PeerSettings()
-    parser.add_argument("--gossip-interval", type=positive_float, metavar="S", help="(peers) default 5, --fast 0.5")
-    parser.add_argument("--gossip-count", type=positive_int, metavar="N",
-                        help="(peers) default: enough that gossip goes on until the last fault has played out")
-    parser.add_argument("--ping-interval", type=positive_float, metavar="S", help="(peers) default 13, --fast 1.3")
-    parser.add_argument("--ping-misses", type=positive_int, default=peer.ping_misses, metavar="N",
-                        help=f"(peers) default {peer.ping_misses}")
+    add_peer_arguments(parser, ("gossip_interval", "gossip_count", "ping_interval", "ping_misses"), scripted={
+        "gossip_interval": f"default: {REPORT.gossip_interval:g}, --fast {FAST.gossip_interval:g}",
+        "gossip_count": "default: enough that gossip goes on until the last fault has played out",
+        "ping_interval": f"default: {REPORT.ping_interval:g}, --fast {FAST.ping_interval:g}"})
     parser.add_argument("--probe-timeout", type=positive_float, metavar="S",
                         help=f"(seeds) default {SeedSettings.probe_timeout:g}, --fast {FAST.probe_timeout:g}")
-    parser.add_argument("--rng-seed", type=int, metavar="N", help="repeatable choices of victims and links")
+    add_peer_arguments(parser, ("rng_seed",), scripted={
+        "rng_seed": "peer i gets N+i (+1000 at each restart), and the faults' victims are drawn with N; "
+                    "default: random"})
     return parser
 
 

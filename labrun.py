@@ -26,6 +26,7 @@ from pathlib import Path
 import labnet
 import launch
 import logformat
+from config import PeerSettings, majority, peer_argv
 from faults import Action, Fault, Scenario, choose_crash, choose_group, choose_seeds
 from labverdict import Check, Facts, Incident, Join, held_by, judge, live_links
 from launch import NodeProcess
@@ -135,11 +136,10 @@ class Lab:
 
     def _spawn(self, node: LabNode) -> NodeProcess:
         s = self.scenario
+        settings = PeerSettings(s.gossip_interval, s.gossip_count, s.ping_interval, s.ping_misses)
+        rng_seed = None if s.rng_seed is None else s.rng_seed + int(node.name[1:]) + 1000 * len(node.lives)
         flags = (["--probe-timeout", f"{s.probe_timeout:g}"] if node.role == "seed" else
-                 ["--gossip-interval", f"{s.gossip_interval:g}", "--gossip-count", str(s.gossip_count),
-                  "--ping-interval", f"{s.ping_interval:g}", "--ping-misses", str(s.ping_misses)]
-                 + (["--rng-seed", str(s.rng_seed + int(node.name[1:]) + 1000 * len(node.lives))]
-                    if s.rng_seed is not None else []))
+                 peer_argv(settings, rng_seed))
         process = launch.spawn(node.role, [node.ip, str(node.port), "--config", str(self.config.resolve()),
                                            "--log", str(self.log.resolve()), "--quiet", *flags],
                                self.workdir / f"{node.name}-{len(node.lives)}.err", prefix=node.prefix)
@@ -316,9 +316,9 @@ class Lab:
             targets = [self._add("peer") for _ in range(fault.count)] if verb == "join" else \
                 [node for node in self.peers() if not node.running and node.lives]
             for node in targets:
-                majority = sum(seed.running for seed in self.seeds()) >= len(self.seeds()) // 2 + 1
+                majority_up = sum(seed.running for seed in self.seeds()) >= majority(len(self.seeds()))
                 process = self._spawn(node)
-                self.joins[process.pid] = Join(node.address, process.pid, now, majority)
+                self.joins[process.pid] = Join(node.address, process.pid, now, majority_up)
                 self._end_incidents(node, "crash", now)
         what = ", ".join(str(node.address or node.name) for node in self.chosen.get(action.index, [])) \
             if verb not in ("join", "restart") else f"{len(targets)} peers"

@@ -34,7 +34,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import logformat
-from runlog import Run
+from runlog import Run, components
 from wire import Address
 
 # LINK_CLOSED reasons of a dial that never opened a link (as runlog reads them).
@@ -146,22 +146,6 @@ def live_links(run: Run, live: set[Address]) -> dict[Address, set[Address]]:
     return {peer: {other for other in held[peer] if other in live and peer in held[other]} for peer in live}
 
 
-def components(adjacency: dict[Address, set[Address]]) -> list[set[Address]]:
-    seen: set[Address] = set()
-    parts = []
-    for start in sorted(adjacency):
-        if start in seen:
-            continue
-        part, frontier = {start}, [start]
-        while frontier:
-            for neighbour in adjacency[frontier.pop()] - part:
-                part.add(neighbour)
-                frontier.append(neighbour)
-        seen |= part
-        parts.append(part)
-    return parts
-
-
 def _receipts(run: Run, starts: dict[Address, list[float]]) -> Counter:
     """(peer, life, origin, text) -> receipts logged; a life is the index of the peer's process."""
     counts: Counter = Counter()
@@ -188,7 +172,7 @@ def judge(run: Run, facts: Facts) -> list[Check]:
     checks.append(_joins(run, facts, starts))
     receipts = _receipts(run, starts)
     checks.append(_exactly_once(receipts))
-    parts = components(links)
+    parts = components(links, links)
     part_of = {peer: index for index, part in enumerate(parts) for peer in part}
     checks.append(_delivery(run, facts, starts, receipts, "nothing lost",
                             lambda origin, peer: part_of.get(origin) == part_of.get(peer)))

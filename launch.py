@@ -181,8 +181,9 @@ class StopRequest:
 
     Raising from the handler instead (as Python's default KeyboardInterrupt
     does) could land between starting a process and recording it, leaving a
-    node nobody stops.  A second signal while stopping changes nothing: the
-    stop is already bounded by :data:`STOP_TIMEOUT`.
+    node nobody stops; inside a GUI callback (visualizer.py's live window),
+    the toolkit would print and swallow it.  A second signal while stopping
+    changes nothing: the stop is already bounded by :data:`STOP_TIMEOUT`.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -190,10 +191,16 @@ class StopRequest:
     def __init__(self) -> None:
         self.signum: int | None = None
 
-    def install(self) -> StopRequest:
-        for signum in self.SIGNALS:
+    def install(self, signals: Iterable[int] = SIGNALS) -> StopRequest:
+        for signum in signals:
             signal.signal(signum, self._handle)
         return self
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep, waking early once a stop is asked for."""
+        deadline = time.monotonic() + seconds
+        while not self and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(POLL_INTERVAL, left))
 
     def _handle(self, signum: int, _frame: object) -> None:
         self.signum = signum

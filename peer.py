@@ -57,11 +57,12 @@ from config import (
     SEED_REPORT_TIMEOUT,
     ConfigError,
     PeerSettings,
+    add_peer_arguments,
     listen_address,
     load_seeds,
+    majority,
     node_address_arguments,
-    positive_float,
-    positive_int,
+    peer_settings_from,
 )
 from gossip import MessageList
 from gossiping import Gossiping
@@ -73,7 +74,6 @@ from logformat import NodeLog
 from repairing import Repairing
 from transport import NodeServer, NodeStartError, describe
 from wire import (
-    MAX_NUMBER_DIGITS,
     Address,
     DeadNodeReport,
     Error,
@@ -166,7 +166,7 @@ class Peer(Linking, Gossiping, Repairing):
         seeds repeat with a doubling pause.  Raises NodeStartError when no
         majority can be reached.
         """
-        need = len(self.seeds) // 2 + 1
+        need = majority(len(self.seeds))
         pending = self.rng.sample(self.seeds, len(self.seeds))
         lists: dict[Address, dict[Address, int]] = {}
         for attempt in range(REGISTER_ATTEMPTS):
@@ -316,42 +316,14 @@ class Peer(Linking, Gossiping, Repairing):
 
 
 def main(argv: list[str] | None = None) -> int:
-    defaults = PeerSettings()
     parser = argparse.ArgumentParser(
         description="Peer node of the gossip network: registers with the seeds, links to other "
                     "peers, gossips and reports dead neighbours.")
     node_address_arguments(parser, "peer")
-    parser.add_argument("--gossip-interval", type=positive_float, default=defaults.gossip_interval, metavar="S",
-                        help=f"seconds between the messages this peer creates (default: {defaults.gossip_interval:g})")
-    parser.add_argument("--gossip-count", type=positive_int, default=defaults.gossip_count, metavar="N",
-                        help=f"messages this peer creates in all (default: {defaults.gossip_count})")
-    parser.add_argument("--ping-interval", type=positive_float, default=defaults.ping_interval, metavar="S",
-                        help="seconds between liveness requests to each neighbour "
-                        f"(default: {defaults.ping_interval:g})")
-    parser.add_argument("--ping-misses", type=positive_int, default=defaults.ping_misses, metavar="N",
-                        help="consecutive unanswered requests that make a neighbour dead "
-                        f"(default: {defaults.ping_misses})")
-    parser.add_argument("--degree-model", choices=topology.DEGREE_MODELS, default=defaults.degree_model,
-                        help="how neighbours are chosen: preferential attachment (a true power law) or the "
-                             "report's formula 40*1.5^(-k/10), which is exponential (default: preferential)")
-    parser.add_argument("--no-auth", action="store_true",
-                        help="run the report's plain format: no keys, no signatures (every peer of a network "
-                             "must agree; default: Ed25519 signatures on)")
-    parser.add_argument("--rng-seed", type=int, metavar="N",
-                        help="seed for this peer's random choices, for repeatable runs (default: random)")
-    parser.add_argument("--repair-interval", type=positive_float, metavar="S",
-                        help="seconds between overlay repair rounds while a repair is under way (doubling while "
-                             "they fall short) (default: the ping interval)")
-    parser.add_argument("--no-repair", action="store_true",
-                        help="do not replace lost links, dial back a neighbour that closed a link, or register "
-                             "again after a removal (the report's behaviour; default: repair on)")
+    add_peer_arguments(parser)
     args = parser.parse_args(argv)
     ip, port = listen_address(parser, args.ip, args.port)
-    if args.gossip_count >= 10 ** MAX_NUMBER_DIGITS:
-        parser.error(f"--gossip-count must be below 10^{MAX_NUMBER_DIGITS}")
-    settings = PeerSettings(args.gossip_interval, args.gossip_count, args.ping_interval, args.ping_misses,
-                            args.degree_model, auth=not args.no_auth, repair=not args.no_repair,
-                            repair_interval=args.repair_interval)
+    settings = peer_settings_from(args)
     try:
         seeds = load_seeds(args.config)
     except ConfigError as exc:

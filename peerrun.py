@@ -23,9 +23,10 @@ from typing import TextIO
 
 import launch
 import logformat
-from config import CONFIRMATIONS, PeerSettings, SeedSettings
+from config import PeerSettings, SeedSettings, peer_argv
+from faults import reportable
 from launch import NodeProcess
-from runlog import LogTail, Run
+from runlog import LogTail, Run, components
 from wire import Address
 
 # Seconds between two reads of the log.  Each read parses only the lines added
@@ -76,15 +77,16 @@ class Plan:
     kill: int = 0
     timeout: float = 0.0
 
+    @property
+    def peer_settings(self) -> PeerSettings:
+        return PeerSettings(self.timings.gossip_interval, self.gossip_count, self.timings.ping_interval,
+                            self.ping_misses, self.degree_model)
+
     def peer_args(self, index: int) -> list[str]:
+        """peer.py's command line for peer ``index``: its port, and rng seed N+index with --rng-seed N."""
         port = self.base_port + index if self.base_port is not None else 0
-        args = [self.host, str(port), "--config", str(self.config), "--log", str(self.log), "--quiet",
-                "--gossip-interval", f"{self.timings.gossip_interval:g}", "--gossip-count", str(self.gossip_count),
-                "--ping-interval", f"{self.timings.ping_interval:g}", "--ping-misses", str(self.ping_misses),
-                "--degree-model", self.degree_model]
-        if self.rng_seed is not None:
-            args += ["--rng-seed", str(self.rng_seed + index)]
-        return args
+        return [self.host, str(port), "--config", str(self.config), "--log", str(self.log), "--quiet",
+                *peer_argv(self.peer_settings, None if self.rng_seed is None else self.rng_seed + index)]
 
     @property
     def detection_window(self) -> tuple[float, float]:
@@ -157,27 +159,10 @@ def choose_victims(adjacency: dict[Address, set[Address]], candidates: Sequence[
     for _ in range(VICTIM_DRAWS):
         victims = rng.sample(list(candidates), count)
         survivors = set(candidates) - set(victims)
-        if all(_reportable(adjacency.get(victim, set()), survivors) for victim in victims) \
-                and _connected(adjacency, survivors):
+        if all(reportable(adjacency.get(victim, set()), survivors) for victim in victims) \
+                and len(components(survivors, adjacency)) <= 1:
             return victims, True
     return victims, False
-
-
-def _reportable(neighbours: set[Address], survivors: set[Address]) -> bool:
-    return len(neighbours & survivors) >= max(1, min(CONFIRMATIONS, len(neighbours)))
-
-
-def _connected(adjacency: dict[Address, set[Address]], nodes: set[Address]) -> bool:
-    if not nodes:
-        return True
-    start = next(iter(nodes))
-    seen, frontier = {start}, [start]
-    while frontier:
-        for neighbour in adjacency.get(frontier.pop(), set()) & nodes:
-            if neighbour not in seen:
-                seen.add(neighbour)
-                frontier.append(neighbour)
-    return seen == nodes
 
 
 # --- A run of peers ---------------------------------------------------------------------------

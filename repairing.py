@@ -23,7 +23,7 @@ import time
 import logformat
 import topology
 import transport
-from config import REPAIR_BACKOFF_CAP, REPAIR_DIALS
+from config import REPAIR_BACKOFF_CAP, REPAIR_DIALS, majority
 from linking import LINKED, UNREACHABLE
 from wire import Address, LinkReport, PeerList, PeerListRequest, ProtocolError
 
@@ -70,7 +70,7 @@ class Repairing:
         Returns the round's facts for the REPAIR line, with ``complete`` (nothing
         fell short) and ``changed`` (links opened or registrations made).
         """
-        need = len(self.seeds) // 2 + 1
+        need = majority(len(self.seeds))
         lists, rejoined = self._refresh_lists(need)
         listed: dict[Address, int] = {}
         for peers in lists.values():

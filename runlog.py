@@ -24,7 +24,7 @@ import math
 import os
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
@@ -102,11 +102,55 @@ class Death:
     removed: dict[Address, float]  # seed -> PL_REMOVED time
 
 
+def nearest_rank(count: int, fraction: float) -> int:
+    """The rank (from 1) of the ``fraction`` (0..1) percentile of ``count`` sorted values: ⌈fraction·count⌉.
+
+    The nearest-rank definition, the same as numpy's ``method="inverted_cdf"``.
+    """
+    return min(max(math.ceil(fraction * count), 1), count)
+
+
 def percentile(values: Iterable[float], fraction: float) -> float:
     """Nearest-rank percentile (``fraction`` in 0..1) of a non-empty collection."""
     ordered = sorted(values)
-    rank = math.ceil(fraction * len(ordered))
-    return ordered[min(max(rank, 1), len(ordered)) - 1]
+    return ordered[nearest_rank(len(ordered), fraction) - 1]
+
+
+def spread(values: Sequence[float]) -> dict[str, float | None]:
+    """Median, p99 (nearest rank) and max of ``values``; None for each when there are none.
+
+    ``values`` is a list or a numpy array: either sorts a copy of itself, so a
+    simulator's millions of delays sort in numpy, and the numbers come back
+    as the values' own type.
+    """
+    if not len(values):
+        return dict.fromkeys(("median", "p99", "max"))
+    ordered = values.copy()
+    ordered.sort()
+    middle = len(ordered) // 2
+    # As statistics.median (and numpy.median): the middle value, or the mean of the middle two.
+    median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    return {"median": median, "p99": ordered[nearest_rank(len(ordered), 0.99) - 1], "max": ordered[-1]}
+
+
+def components(nodes: Iterable[Address], links: Iterable[Iterable[Address]] | Mapping[Address, Iterable[Address]]
+               ) -> list[set[Address]]:
+    """The connected parts of the overlay among ``nodes``, in the order of their least node.
+
+    ``links`` are node pairs, or an adjacency (node -> neighbours); a link
+    with an end outside ``nodes`` is left out.
+    """
+    import networkx as nx  # here: half a second to import, which the tools that never ask need not pay
+
+    # The graph is built on indexes: an Address hashes in Python, an int in C.
+    ordered = sorted(set(nodes))
+    index = {node: number for number, node in enumerate(ordered)}
+    pairs = ((a, b) for a, neighbours in links.items() for b in neighbours) if isinstance(links, Mapping) else links
+    ends = ((index.get(a, -1), index.get(b, -1)) for a, b in pairs)
+    graph = nx.Graph()
+    graph.add_nodes_from(range(len(ordered)))
+    graph.add_edges_from((i, j) for i, j in ends if i >= 0 and j >= 0)
+    return [{ordered[number] for number in part} for part in nx.connected_components(graph)]
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from PeerRunner import (
     EXIT_PASSED,
     EXIT_USAGE,
     add_network_arguments,
-    add_peer_arguments,
+    add_run_arguments,
     finish,
     make_plan,
 )
@@ -43,10 +43,6 @@ PROG = "runner.py"
 
 # Seconds the seeds get to log STARTED; a seed starts in well under a second.
 SEED_START_TIMEOUT = 30.0
-
-# Flags that only mean something with --peers (dest names).
-PEER_FLAGS = ("host", "base_port", "gossip_interval", "gossip_count", "ping_interval", "ping_misses",
-              "degree_model", "rng_seed", "kill", "kill_after", "timeout", "summary")
 
 
 def is_local(ip: str) -> bool:
@@ -106,7 +102,8 @@ def start_seeds(seeds: Sequence[Address], args: argparse.Namespace, probe_timeou
         raise
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
+    """The command line, and the dests of the flags that only mean something with --peers."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Start the seeds of the config (those on this host) and keep them running until Ctrl-C. "
@@ -124,20 +121,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--probe-timeout", type=positive_float, metavar="S",
                         help=f"seconds an accused peer has to answer a seed's own liveness check "
                              f"(default: {SeedSettings.probe_timeout:g}, --fast {FAST.probe_timeout:g})")
-    add_peer_arguments(parser.add_argument_group("the run, with --peers"),
-                       default_kill="1; 0 for none")
-    return parser
+    run_flags = add_run_arguments(parser.add_argument_group("the run, with --peers"), default_kill="1; 0 for none")
+    return parser, run_flags
 
 
 def main(argv: list[str] | None = None) -> int:
     stop_request = launch.StopRequest().install()
-    parser = build_parser()
+    parser, run_flags = build_parser()
     args = parser.parse_args(argv)
     probe_timeout = args.probe_timeout or (FAST if args.fast else REPORT).probe_timeout
     plan = None
     if args.peers:
         plan = make_plan(parser, args, default_kill=1 if args.peers > 1 else 0, probe_timeout=probe_timeout)
-    elif given := [f"--{dest.replace('_', '-')}" for dest in PEER_FLAGS
+    elif given := [f"--{dest.replace('_', '-')}" for dest in run_flags
                    if getattr(args, dest) != parser.get_default(dest)]:
         parser.error(f"{', '.join(given)} only make{'s' * (len(given) == 1)} sense with --peers N")
 

@@ -40,7 +40,7 @@ import numpy as np
 
 import logformat
 import topology
-from config import MAX_CONNECTIONS, REPAIR_DIALS, SeedSettings
+from config import MAX_CONNECTIONS, REPAIR_DIALS, SeedSettings, majority
 from degreepool import DegreePool
 from gossip import MessageList
 from liveness import LivenessTracker
@@ -219,7 +219,7 @@ class Network:
 
         Returns the neighbours it linked to.
         """
-        need = len(self.seed_names) // 2 + 1
+        need = majority(len(self.seed_names))
         chosen = [self.seeds[name] for name in self.rng.sample(self.seed_names, len(self.seed_names))[:need]]
         lists = [seed.pool for seed in chosen]  # as they stood before this registration
         target = topology.join_target(self.model, self.rng)

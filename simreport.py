@@ -24,15 +24,9 @@ from collections import Counter
 
 import numpy as np
 
+from runlog import spread
 from simcore import Outcome
 from simnet import Network
-
-
-def _stats(values: np.ndarray) -> dict[str, float | None]:
-    if not len(values):
-        return {"median": None, "p99": None, "max": None}
-    return {"median": float(np.median(values)), "p99": float(np.quantile(values, 0.99, method="inverted_cdf")),
-            "max": float(values.max())}
 
 
 def summarise(outcome: Outcome, network: Network, settings: dict | None = None) -> dict:
@@ -84,8 +78,8 @@ def summarise(outcome: Outcome, network: Network, settings: dict | None = None) 
         "messages_not_made": len(outcome.messages) - len(made),
         "reach": {"mean": float(np.mean(reach)) if reach else None, "min": float(min(reach)) if reach else None,
                   "complete": sum(1 for share in reach if share == 1.0)},
-        "dissemination_s": _stats(np.array(dissemination)),
-        "receipt_delay_s": _stats(delays_flat),
+        "dissemination_s": spread(np.array(dissemination)),
+        "receipt_delay_s": spread(delays_flat),
         "hops": {"mean": float(np.arange(len(hop_counts)) @ hop_counts) / receipts if receipts else 0.0,
                  "max": int(np.flatnonzero(hop_counts).max()) if receipts else 0,
                  "counts": {str(hops): int(count) for hops, count in enumerate(hop_counts) if count}},
@@ -130,7 +124,7 @@ def _detection(outcome: Outcome, network: Network) -> dict:
             removal_delays.append(max(removed[seed] for seed in listed) - died)
     return {"departed": len(outcome.deaths), "reported": len(report_delays), "unreported": undetected,
             "removed_everywhere": len(removal_delays),
-            "first_report_s": _stats(np.array(report_delays)), "removal_s": _stats(np.array(removal_delays)),
+            "first_report_s": spread(np.array(report_delays)), "removal_s": spread(np.array(removal_delays)),
             "reports": len(outcome.reports), "false_reports": false_reports,
             "seed_decisions": dict(network.decisions)}
 

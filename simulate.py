@@ -20,7 +20,7 @@ import math
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,9 +32,11 @@ from config import (
     MAX_CONNECTIONS,
     PeerSettings,
     SeedSettings,
+    add_peer_arguments,
     bounded_float,
+    network_sizes,
     non_negative_float,
-    positive_float,
+    non_negative_int,
     positive_int,
 )
 from simcore import CRASH, JOIN, LEAVE, Simulation, schedule_messages
@@ -175,7 +177,7 @@ def run(scenario: Scenario, progress: Progress | None = None) -> tuple[dict, Sim
     return result, simulation
 
 
-def run_scale(base: Scenario, sizes: list[int], progress: Progress, out: Path) -> list[dict]:
+def run_scale(base: Scenario, sizes: Sequence[int], progress: Progress, out: Path) -> list[dict]:
     rows = []
     for size in sizes:
         scenario = Scenario(**{**asdict(base), "peers": size})
@@ -191,16 +193,6 @@ def run_scale(base: Scenario, sizes: list[int], progress: Progress, out: Path) -
     (out / "scale.json").write_text(json.dumps(slim, indent=1))
     simreport.draw_scale(rows, str(out / "scale.png"))
     return rows
-
-
-def parse_sizes(text: str) -> list[int]:
-    try:
-        sizes = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"sizes must be whole numbers separated by commas, not {text!r}") from None
-    if not sizes or min(sizes) < 2:
-        raise argparse.ArgumentTypeError("give at least one size, each >= 2")
-    return sizes
 
 
 def parse_times(text: str) -> tuple[float, ...]:
@@ -235,11 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processing", type=non_negative_float, default=defaults.processing_ms, metavar="MS",
                         help="ms a peer works on a message new to it before forwarding (default: "
                              f"{defaults.processing_ms:g}, a real peer's CPU per message from bench.py)")
-    parser.add_argument("--cores", type=int, default=0, metavar="C",
+    parser.add_argument("--cores", type=non_negative_int, default=0, metavar="C",
                         help="share C cores among all peers, as when every peer runs on one host "
                              "(default: 0, every peer has its own)")
-    parser.add_argument("--degree-model", choices=topology.DEGREE_MODELS, default=defaults.degree_model,
-                        help=f"overlay model (default: {defaults.degree_model})")
+    add_peer_arguments(parser, ["degree_model"])
     parser.add_argument("--fail", type=fraction, default=0.0, metavar="F",
                         help="share of the live peers that crash at once, at each --fail-at time (default: 0)")
     parser.add_argument("--fail-at", type=parse_times, default=None, metavar="S[,S...]",
@@ -247,23 +238,19 @@ def main(argv: list[str] | None = None) -> int:
                              "(default: half way through the messages)")
     parser.add_argument("--churn", type=non_negative_float, default=0.0, metavar="RATE",
                         help="peers joining per second, and as many leaving, while messages are made (default: 0)")
-    parser.add_argument("--ping-interval", type=positive_float, default=defaults.ping_interval, metavar="S",
-                        help=f"seconds between liveness requests (default: {defaults.ping_interval:g})")
-    parser.add_argument("--ping-misses", type=positive_int, default=defaults.ping_misses, metavar="N",
-                        help=f"missed requests that make a neighbour dead (default: {defaults.ping_misses})")
+    add_peer_arguments(parser, ["ping_interval", "ping_misses"])
     parser.add_argument("--probe-timeout", type=non_negative_float, default=defaults.probe_timeout, metavar="S",
                         help=f"a seed's own liveness check of an accused peer (default: {defaults.probe_timeout:g})")
     parser.add_argument("--max-links", type=positive_int, default=defaults.max_links, metavar="K",
                         help=f"links a peer accepts before it refuses more (default: {defaults.max_links}, "
                              "a real peer's connection limit)")
-    parser.add_argument("--repair-interval", type=positive_float, default=None, metavar="S",
-                        help="seconds between repair rounds while one is under way (default: the ping interval)")
+    add_peer_arguments(parser, ["repair_interval"])
     parser.add_argument("--no-repair", action="store_true",
                         help="lost links are not replaced (the report's behaviour; default: repair, as real peers)")
     parser.add_argument("--rng-seed", type=int, default=defaults.rng_seed, metavar="N",
                         help=f"seed of every random draw; the same seed gives the same run (default: "
                              f"{defaults.rng_seed})")
-    parser.add_argument("--scale", type=parse_sizes, nargs="?", const=list(DEFAULT_SCALE), default=None,
+    parser.add_argument("--scale", type=network_sizes, nargs="?", const=DEFAULT_SCALE, default=None,
                         metavar="N,N,...", help="run each size in turn and plot dissemination time against N "
                                                 f"(default sizes: {','.join(map(str, DEFAULT_SCALE))})")
     parser.add_argument("--replay", metavar="LOG", help="replay a real run's log and compare (simreplay.py)")
@@ -274,8 +261,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output folder (default: {DEFAULT_OUT})")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    if args.cores < 0:
-        parser.error("--cores must be >= 0")
     out = Path(args.out)
     progress = Progress(not args.quiet and sys.stderr.isatty())
     try:

@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+import launch
 import runlog
 from config import bounded_float
 
@@ -230,26 +231,10 @@ def detection_lines(deaths: list[runlog.Death]) -> list[str]:
 # --- The live view ------------------------------------------------------------------------
 
 
-class StopRequest:
-    """Set by Ctrl-C or SIGTERM; the live loops finish the frame they are drawing, then end.
-
-    A flag rather than KeyboardInterrupt: raised inside a GUI callback, an
-    exception is printed and swallowed by the toolkit instead of ending the loop.
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-        signal.signal(signal.SIGTERM, self._set)
-        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # started in the background: stay so
-            signal.signal(signal.SIGINT, self._set)
-
-    def _set(self, signum, frame) -> None:
-        self.requested = True
-
-    def sleep(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not self.requested and time.monotonic() < deadline:
-            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+def stop_request() -> launch.StopRequest:
+    """Set by Ctrl-C or SIGTERM; the live loops finish the frame they are drawing, then end."""
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # started in the background: stay so
+    return launch.StopRequest().install([signal.SIGTERM] + [signal.SIGINT] * (not ignored))
 
 
 def live(args: argparse.Namespace) -> int:
@@ -314,11 +299,11 @@ class Follower:
 
 def live_files(args: argparse.Namespace) -> int:
     """Rewrite the PNGs whenever the log has grown; Ctrl-C prints the final facts and ends."""
-    stop = StopRequest()
+    stop = stop_request()
     follower = Follower(args.log)
     positions: dict = {}
     last = None
-    while not stop.requested:
+    while not stop:
         view = follower.view()
         if view is not None:
             write_figures(view, args.out, positions)
@@ -342,7 +327,7 @@ def live_window(args: argparse.Namespace) -> int:
     if plt.get_backend().lower() in ("agg", "pdf", "svg", "ps", "cairo", "template"):
         raise VisualizerError(f"matplotlib has no interactive backend here ({plt.get_backend()}); "
                               "install tkinter or PyQt, or use --live --out DIR")
-    stop = StopRequest()
+    stop = stop_request()
     follower = Follower(args.log)
     window = plt.figure(figsize=(15, 9), layout="constrained")
     window.canvas.manager.set_window_title(f"gossip network: {args.log}")
@@ -351,7 +336,7 @@ def live_window(args: argparse.Namespace) -> int:
     positions: dict = {}
     last = None
     plt.show(block=False)
-    while not stop.requested and plt.fignum_exists(window.number):
+    while not stop and plt.fignum_exists(window.number):
         view = follower.view()
         if view is not None:
             with plt.rc_context({"font.size": WINDOW_FONT_SIZE}):

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from config import majority
 from logformat import format_fields, format_time
 from wire import Address
 
@@ -136,7 +137,7 @@ def synthesize(scenario: Scenario) -> SynthRun:
         log.event(now + 0.001 * number, "seed", seed, "STARTED", listen=seed, pid=1000 + number,
                   probe_timeout=1.0, listed="unchecked")
     holders: list[list[Address]] = []
-    majority = scenario.seeds // 2 + 1
+    need = majority(scenario.seeds)
     joined = [0.0] * len(peers)
     registered_at: dict[Address, list[Address]] = {}  # seed -> peers registered there, in order
     for index, peer in enumerate(peers):
@@ -146,7 +147,7 @@ def synthesize(scenario: Scenario) -> SynthRun:
                   gossip_interval=scenario.gossip_interval, gossip_count=scenario.messages_per_peer,
                   ping_interval=scenario.ping_interval, ping_misses=scenario.ping_misses,
                   degree_model="preferential", rng_seed=index)
-        chosen = rng.sample(seeds, majority)
+        chosen = rng.sample(seeds, need)
         holders.append(chosen)
         offered: set[Address] = set()
         for step, seed in enumerate(chosen, start=1):

@@ -163,3 +163,60 @@ def test_defaults_are_the_reports_numbers():
     assert settings.gossip_count == 10
     assert settings.ping_interval == 13.0
     assert settings.ping_misses == 3
+
+
+@pytest.mark.parametrize("n, need", [(1, 1), (2, 2), (3, 2), (4, 3), (5, 3), (6, 4), (7, 4)])
+def test_majority_is_more_than_half(n, need):
+    assert config.majority(n) == need
+    assert 2 * config.majority(n) > n >= 2 * (config.majority(n) - 1)  # the least that is more than half
+
+
+# --- The peer's flags -----------------------------------------------------------------
+
+
+def peer_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="peer")
+    config.add_peer_arguments(parser)
+    return parser
+
+
+@pytest.mark.parametrize("settings, rng_seed", [
+    (config.PeerSettings(), None),
+    (config.PeerSettings(0.1, 7, 1.3, 5, "report", auth=False, repair=False, repair_interval=0.25), 41),
+    (config.PeerSettings(gossip_interval=1 / 3, ping_interval=1234567.125, repair_interval=2.5), 0),
+])
+def test_peer_settings_round_trip_through_argv(settings, rng_seed):
+    argv = config.peer_argv(settings, rng_seed)
+    args = peer_parser().parse_args(argv)
+    assert config.peer_settings_from(args) == settings
+    assert args.rng_seed == rng_seed
+
+
+def test_peer_argv_gives_each_value_and_only_the_switches_set():
+    argv = config.peer_argv(config.PeerSettings(auth=False))
+    assert argv == ["--gossip-interval", "5", "--gossip-count", "10", "--ping-interval", "13", "--ping-misses", "3",
+                    "--degree-model", "preferential", "--no-auth"]
+
+
+def test_no_flags_give_the_default_settings():
+    args = peer_parser().parse_args([])
+    assert config.peer_settings_from(args) == config.PeerSettings()
+    assert args.rng_seed is None
+
+
+def test_a_scripted_flag_defaults_to_none_and_says_what_happens_instead():
+    parser = argparse.ArgumentParser(prog="runner")
+    config.add_peer_arguments(parser, ["gossip_interval", "ping_misses"], scripted={"gossip_interval": "--fast: 0.5"})
+    assert parser.parse_args([]).gossip_interval is None
+    assert parser.parse_args([]).ping_misses == 3
+    assert "creates (--fast: 0.5)" in " ".join(parser.format_help().split())
+    assert config.peer_settings_from(parser.parse_args([]), ping_interval=1.3) == config.PeerSettings(ping_interval=1.3)
+
+
+@pytest.mark.parametrize("argv", [["--gossip-count", "1000000000"], ["--gossip-interval", "0"],
+                                  ["--ping-misses", "0"], ["--degree-model", "random"], ["--repair-interval", "-1"]])
+def test_peer_flags_refuse_what_a_peer_cannot_run_with(argv, capsys):
+    with pytest.raises(SystemExit) as caught:
+        peer_parser().parse_args(argv)
+    assert caught.value.code == 2
+    assert argv[0] in capsys.readouterr().err
