@@ -51,6 +51,7 @@ from logformat import NodeLog
 from transport import Connection, NodeServer, describe
 from wire import (
     KEY_HISTORY,
+    NOT_LISTED,
     Address,
     DeadNodeReport,
     Error,
@@ -67,6 +68,9 @@ from wire import (
     Register,
     RemovalNotice,
 )
+
+# Why a report is not taken from its reporter: the seed does not list it.
+NOT_REGISTERED = "reporter is not a registered live peer here"
 
 
 @dataclass
@@ -179,7 +183,7 @@ class PeerTable:
             if self._peers.get(record.address) is not record:
                 return "already removed or re-registered"
             if reporter not in self._peers:
-                return "reporter is not a registered live peer here"
+                return NOT_REGISTERED
             eligible = self._claims.get(record.address, set()) & self._peers.keys()
             if reporter not in eligible:
                 return "not a neighbour of the accused (by the accused's own link reports)"
@@ -346,6 +350,9 @@ class Seed:
 
     def on_link(self, message: LinkReport) -> Message:
         reason = self.vet(message.reporter, message)
+        if reason == NOT_REGISTERED:
+            # This seed removed the reporter (or never listed it): the code tells it to register again.
+            return Error.coded(NOT_LISTED, reason)
         if reason:
             return Error(reason)
         if self.table.record_link(message.reporter, message.neighbour):
@@ -360,7 +367,7 @@ class Seed:
         report must carry its signature.
         """
         if self.table.get(reporter) is None:
-            return "reporter is not a registered live peer here"
+            return NOT_REGISTERED
         key = self.table.key(reporter)
         if key is not None and not auth.verify(key, message.body(), message.signature):
             return "bad signature" if message.signature else "unsigned, but the reporter has a key"

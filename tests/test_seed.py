@@ -13,6 +13,7 @@ from config import MAX_LINKS_PER_PEER, SeedSettings
 from seed import Seed
 from transport import NodeServer
 from wire import (
+    NOT_LISTED,
     Address,
     DeadNodeReport,
     Error,
@@ -78,7 +79,10 @@ def test_registration_returns_the_list_as_it_was_before(seed):
 
 
 def test_links_only_from_registered_reporters_and_bounded(seed):
-    assert ask(seed, LinkReport(A, B)) == Error("reporter is not a registered live peer here")
+    # The code tells the peer that this seed does not list it (it removed it): register again.
+    refusal = ask(seed, LinkReport(A, B))
+    assert refusal == Error("not-listed: reporter is not a registered live peer here")
+    assert refusal.code == NOT_LISTED
     ask(seed, Register(A))
     with socket.create_connection((seed.address.ip, seed.address.port)) as sock:
         lines = b"".join(encode(LinkReport(A, Address("10.0.0.1", 1000 + i)))
