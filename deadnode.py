@@ -204,8 +204,9 @@ class Check:
     :class:`Remove` with :meth:`removed`.  Any other step is the last: a
     decision, or None when there is nothing to decide (and nothing to log).
 
-    Each rule below is written as a generator that yields the steps it needs
-    and returns its decision, so it reads top to bottom like the protocol.
+    The rules (``_on_report``, ``_reconsider``, ``_on_notice``) are generators
+    that yield the steps they need and return their decision, so each reads
+    top to bottom like the protocol; a Check sends each outcome back in.
     """
 
     def __init__(self, rule: Generator[Step, object, Decision | None]) -> None:
