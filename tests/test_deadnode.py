@@ -9,6 +9,7 @@ over sockets.
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -18,7 +19,8 @@ import deadnode
 from config import CONFIRMATIONS, MAX_SILENT_PROBES
 from deadnode import Ignore, Neighbours, Probe, ProbeSilent, Reject, Remove, Removed, Wait
 
-PROTOCOL = Path(__file__).resolve().parent.parent / "docs" / "PROTOCOL.md"
+ROOT = Path(__file__).resolve().parent.parent
+PROTOCOL = ROOT / "docs" / "PROTOCOL.md"
 
 # The accused X, its neighbours A-D, an outsider that is no neighbour of X, and a seed S.
 X, A, B, C, D, OUTSIDER, S = "X", "A", "B", "C", "D", "O", "S"
@@ -236,3 +238,15 @@ def test_decisions_and_steps_are_values():
     assert [kind.decision for kind in (Wait, Reject, Ignore, Removed)] == ["accepted", "rejected", "ignored", "removed"]
     with pytest.raises(AttributeError):
         Probe(X).peer = A
+
+
+def test_the_rule_imports_no_network_threads_or_clock():
+    tree = ast.parse((ROOT / "deadnode.py").read_text(encoding="utf-8"))
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    assert "config" in imported  # the walk sees the imports
+    assert not imported & {"socket", "threading", "time", "transport", "seed", "simnet"}, imported
