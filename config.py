@@ -71,7 +71,7 @@ SEND_QUEUE_LINES = 50_000
 CONFIRMATIONS = 2
 
 # Silent neighbours of an accused peer a seed checks itself before it stops
-# waiting for their reports (seed.Seed.reconsider): only when every one of
+# waiting for their reports (deadnode.reconsider): only when every one of
 # them is accused too, as when neighbours die together.  Each check can take
 # two probe timeouts; past this many, the seed waits for reports instead.
 MAX_SILENT_PROBES = 4

@@ -74,6 +74,7 @@ from logformat import NodeLog
 from repairing import Repairing
 from transport import NodeServer, NodeStartError, describe
 from wire import (
+    NOT_LISTED,
     Address,
     DeadNodeReport,
     Error,
@@ -85,10 +86,6 @@ from wire import (
     ProtocolError,
     Register,
 )
-
-# A seed's answer to a LINK report from a peer it does not list (seed.Seed.vet):
-# the seed removed this peer, which must register there again.
-NOT_LISTED = "reporter is not a registered live peer here"
 
 
 class Peer(Linking, Gossiping, Repairing):
@@ -269,7 +266,8 @@ class Peer(Linking, Gossiping, Repairing):
                     reply = Error(describe(exc))
                 if isinstance(reply, Error):
                     self.log.event(logformat.SEED_ERROR, seed=seed, request=message.VERB, reason=reply.reason)
-                    if isinstance(message, LinkReport) and reply.reason == NOT_LISTED:
+                    # The seed removed this peer (wire.NOT_LISTED): a repair round registers it there again.
+                    if isinstance(message, LinkReport) and reply.code == NOT_LISTED:
                         self._want_repair(f"seed {seed} no longer lists this peer")
 
     # --- Lifecycle -----------------------------------------------------------------

@@ -16,6 +16,11 @@ the seed's own liveness check no longer counts as one that could report,
 and an accusation is looked at again whenever a removal shrinks the accused's
 neighbours (see :meth:`Seed.reconsider`).  Neither lets a liar remove a live
 peer: the accused must still fail the seed's own check.
+
+Which reports count and what the seed decides is deadnode.py's rule, plain
+code that the simulator runs too.  This module carries its steps out: the
+probes over the network, the table under its lock, the log, the reconsidering
+thread and the announcements to the other seeds.
 """
 
 from __future__ import annotations
@@ -29,15 +34,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import auth
+import deadnode
 import logformat
 import transport
 from config import (
-    CONFIRMATIONS,
     HANDSHAKE_TIMEOUT,
     MAX_LINKS_PER_PEER,
     MAX_PEERS,
     MAX_PENDING_REGISTRATIONS,
-    MAX_SILENT_PROBES,
     SEED_IDLE_TIMEOUT,
     SEED_REPORT_TIMEOUT,
     ConfigError,
@@ -51,6 +55,7 @@ from logformat import NodeLog
 from transport import Connection, NodeServer, describe
 from wire import (
     KEY_HISTORY,
+    NOT_LISTED,
     Address,
     DeadNodeReport,
     Error,
@@ -82,16 +87,6 @@ class PeerRecord:
     # The last report that counted: a decision taken later, without a new
     # report (Seed.reconsider), is logged with it.
     last_report: DeadNodeReport | None = None
-
-
-@dataclass(frozen=True)
-class Tally:
-    """Where an accusation stands (PeerTable.tally)."""
-
-    counted: int  # eligible neighbours whose reports counted
-    needed: int  # reports needed: CONFIRMATIONS, or every eligible neighbour able to report if fewer
-    silent: list[Address]  # eligible neighbours that have not reported (less those found dead)
-    silent_accused: bool  # every silent one is itself accused here (has a report counted against it)
 
 
 class PeerTable:
@@ -166,43 +161,34 @@ class PeerTable:
         with self._lock:
             return self._peers.get(peer)
 
-    def confirm(self, record: PeerRecord, report: DeadNodeReport) -> tuple[int, int] | str:
-        """Count ``report`` against the accused of ``record``.
+    def count(self, record: PeerRecord, report: DeadNodeReport) -> deadnode.Reject | deadnode.Neighbours:
+        """Count ``report`` against the accused of ``record`` (deadnode.count, under the lock).
 
-        Returns (reports counted, reports needed), or a reason to reject.  A
-        report counts when its reporter is registered here and the accused
-        itself reported a link to it.  Needed: two, or every such neighbour
-        if the accused has fewer.
+        Returns the accused's neighbours once the report counted, or why it does not.
         """
-        reporter = report.reporter
         with self._lock:
-            if self._peers.get(record.address) is not record:
-                return "already removed or re-registered"
-            if reporter not in self._peers:
-                return "reporter is not a registered live peer here"
-            eligible = self._claims.get(record.address, set()) & self._peers.keys()
-            if reporter not in eligible:
-                return "not a neighbour of the accused (by the accused's own link reports)"
-            record.reports.add(reporter)
-            record.last_report = report
-            record.reports &= eligible  # reporters removed since no longer count
-            return len(record.reports), min(CONFIRMATIONS, len(eligible))
+            current = self._peers.get(record.address) is record
+            counted = deadnode.count(report.reporter, self._neighbours(record) if current else None,
+                                     reporter_listed=report.reporter in self._peers)
+            if isinstance(counted, deadnode.Neighbours):
+                record.reports = set(counted.reported)  # reporters removed since no longer count
+                record.last_report = report
+            return counted
 
-    def tally(self, record: PeerRecord, unable: frozenset[Address] = frozenset()) -> Tally | None:
-        """The reports counted against the accused of ``record`` now, and those needed.
-
-        ``unable`` are eligible neighbours the seed found dead itself: they
-        cannot report, so they do not count toward the reports needed.  None
-        if ``record`` is no longer the accused's current incarnation.
-        """
+    def neighbours(self, record: PeerRecord) -> deadnode.Neighbours | None:
+        """The accused of ``record``'s neighbours now; None if ``record`` is no longer its current incarnation."""
         with self._lock:
             if self._peers.get(record.address) is not record:
                 return None
-            eligible = self._claims.get(record.address, set()) & self._peers.keys()
-            record.reports &= eligible
-            silent = sorted(eligible - record.reports - unable)
-            return Tally(len(record.reports), min(CONFIRMATIONS, len(eligible - unable)), silent,
-                         all(self._peers[neighbour].reports for neighbour in silent))
+            neighbours = self._neighbours(record)
+            record.reports = set(neighbours.reported)
+            return neighbours
+
+    def _neighbours(self, record: PeerRecord) -> deadnode.Neighbours:
+        eligible = frozenset(self._claims.get(record.address, set()) & self._peers.keys())
+        reported = frozenset(record.reports & eligible)
+        accused = frozenset(peer for peer in eligible - reported if self._peers[peer].reports)
+        return deadnode.Neighbours(eligible, reported, accused)
 
     def cleared(self, record: PeerRecord) -> None:
         """The accused answered: earlier reports about it are void."""
@@ -345,66 +331,54 @@ class Seed:
             return ask, None
 
     def on_link(self, message: LinkReport) -> Message:
-        reason = self.vet(message.reporter, message)
-        if reason:
-            return Error(reason)
+        refusal = self.vet(message.reporter, message)
+        if refusal is not None and refusal.reason == deadnode.NOT_REGISTERED:
+            # This seed removed the reporter (or never listed it): the code tells it to register again.
+            return Error.coded(NOT_LISTED, refusal.reason)
+        if refusal is not None:
+            return Error(refusal.reason)
         if self.table.record_link(message.reporter, message.neighbour):
             a, b = sorted((message.reporter, message.neighbour))
             self.log.event(logformat.LINK_RECORDED, a=a, b=b, reporter=message.reporter)
         return Ok()
 
-    def vet(self, reporter: Address, message: LinkReport | DeadNodeReport) -> str | None:
-        """Why a report from ``reporter`` cannot be taken as its word; None if it can.
+    def vet(self, reporter: Address, message: LinkReport | DeadNodeReport) -> deadnode.Reject | None:
+        """Why a report from ``reporter`` cannot be taken as its word (deadnode.vet); None if it can."""
+        listed = self.table.get(reporter) is not None
+        key = self.table.key(reporter) if listed else None
+        return deadnode.vet(listed, key_bound=key is not None, signed=bool(message.signature),
+                            verified=key is not None and auth.verify(key, message.body(), message.signature))
 
-        The reporter must be registered here, and if it bound a key, the
-        report must carry its signature.
-        """
-        if self.table.get(reporter) is None:
-            return "reporter is not a registered live peer here"
-        key = self.table.key(reporter)
-        if key is not None and not auth.verify(key, message.body(), message.signature):
-            return "bad signature" if message.signature else "unsigned, but the reporter has a key"
-        return None
-
-    # --- Dead nodes ------------------------------------------------------------------
+    # --- Dead nodes: deadnode.py decides, the seed probes, removes and tells --------------
 
     def on_dead_node(self, report: DeadNodeReport) -> Message:
-        decision, reason = self.decide(report)
+        decision = self.decide(report)
         self.log.event(logformat.DEAD_NODE_DECISION, dead=report.dead, reporter=report.reporter,
-                       msg=report.text, decision=decision, reason=reason)
-        return Ok(f"{decision}: {reason}")
+                       msg=report.text, decision=decision.decision, reason=decision.reason)
+        return Ok(f"{decision.decision}: {decision.reason}")
 
-    def decide(self, report: DeadNodeReport) -> tuple[str, str]:
-        """Act on one dead-node report; returns (decision, reason)."""
+    def decide(self, report: DeadNodeReport) -> deadnode.Decision:
+        """Act on one dead-node report (§6.1)."""
         record = self.table.get(report.dead)
-        if record is None:
-            return "ignored", "not in the peer list"
-        if report.reporter == report.dead:
-            return "rejected", "a peer cannot report itself"
-        refusal = self.vet(report.reporter, report)
-        if refusal:
-            return "rejected", refusal
-        counted = self.table.confirm(record, report)
-        if isinstance(counted, str):
-            return "rejected", counted
-        reports, needed = counted
-        if reports < needed:
-            tally = self.table.tally(record)
-            if tally is not None and tally.silent_accused:
-                # The neighbours still silent are accused too: they may be dead, and never report.
-                self.reconsider_later([record.address])
-            return "accepted", f"waiting for confirmation: {reports} of {needed} neighbours reported"
-        return self.check_accused(record, reports, needed)
+        refusal = (deadnode.screen(report.reporter, report.dead, listed=record is not None)
+                   or self.vet(report.reporter, report))
+        if refusal is not None:
+            return refusal
+        counted = self.table.count(record, report)
+        if isinstance(counted, deadnode.Reject):
+            return counted
+        return deadnode.carry_out(deadnode.on_report(record.address, counted), record, self)
 
-    def check_accused(self, record: PeerRecord, reports: int, needed: int, unable: int = 0) -> tuple[str, str]:
-        """Enough neighbours reported: the seed's own check decides; returns (decision, reason)."""
-        if self.probe(record.address):
-            self.table.cleared(record)
-            return "rejected", "accused answered the seed's liveness check"
-        if not self.remove(record, f"dead: {reports} neighbours reported, seed's liveness check failed"):
-            return "ignored", "already removed or re-registered"
-        also = f" ({unable} more failed the seed's liveness check themselves)" if unable else ""
-        return "removed", f"{reports} of {needed} neighbours reported{also} and the seed's liveness check failed"
+    # --- What the seed does for the rule (deadnode.Seat) ---------------------------------
+
+    def probe_silent(self, peer: Address) -> bool:
+        return self.server.stopping.is_set() or self.probe(peer)
+
+    def neighbours_of(self, record: PeerRecord) -> deadnode.Neighbours | None:
+        return self.table.neighbours(record)
+
+    def void_reports(self, record: PeerRecord) -> None:
+        self.table.cleared(record)
 
     def reconsider_later(self, accused: list[Address]) -> None:
         """Look at these accusations again, on the seed's one reconsidering thread."""
@@ -427,55 +401,30 @@ class Seed:
             self.reconsider(accused)
 
     def reconsider(self, accused: Address) -> None:
-        """Decide again about a peer already reported, without a new report.
+        """Decide again about a peer already reported, without a new report (deadnode.reconsider).
 
-        Two things change an accusation's count after its last report: a
-        removal that takes one of the accused's neighbours out of the PL (it
-        will never report), and eligible neighbours that have not reported
-        because they are dead too.  Such a neighbour is checked only when it
-        is itself accused here, and counts as unable to report only if it
-        fails the seed's own liveness check.  The reports that counted still
-        decide, and the accused is removed only if it fails the check too.
+        A decision is logged with the last report that counted.
         """
         record = self.table.get(accused)
         if record is None or record.last_report is None:
             return
-        tally = self.table.tally(record)
-        if tally is None or not tally.counted:
+        neighbours = self.table.neighbours(record)
+        if neighbours is None:
             return
-        unable: list[Address] = []
-        if tally.counted < tally.needed and tally.silent_accused and len(tally.silent) <= MAX_SILENT_PROBES:
-            for neighbour in tally.silent:
-                if self.server.stopping.is_set() or self.probe(neighbour):
-                    return  # it may still report: keep waiting
-                unable.append(neighbour)
-            tally = self.table.tally(record, frozenset(unable))
-            if tally is None:
-                return
-        if tally.counted < tally.needed:
-            return
-        decision, reason = self.check_accused(record, tally.counted, tally.needed, len(unable))
-        if decision != "ignored":
+        decision = deadnode.carry_out(deadnode.reconsider(accused, neighbours), record, self)
+        if decision is not None:
             report = record.last_report
             self.log.event(logformat.DEAD_NODE_DECISION, dead=report.dead, reporter=report.reporter,
-                           msg=report.text, decision=decision, reason=reason)
+                           msg=report.text, decision=decision.decision, reason=decision.reason)
 
     def on_removal_notice(self, notice: RemovalNotice) -> Message:
-        """Another seed removed a peer: check it here before following."""
-        if notice.seed not in self.seed_list():
-            decision, reason = "rejected", "sender is not a seed in the config"
-        elif (record := self.table.get(notice.dead)) is None:
-            decision, reason = "ignored", "not in the peer list"
-        elif self.probe(notice.dead):
-            decision, reason = "rejected", "accused answered the seed's liveness check"
-        elif self.remove(record, f"dead: removed by seed {notice.seed}, seed's liveness check failed",
-                         announce=False):
-            decision, reason = "removed", "the seed's own liveness check failed too"
-        else:
-            decision, reason = "ignored", "already removed or re-registered"
-        self.log.event(logformat.REMOVAL_NOTICE, seed=notice.seed, dead=notice.dead, decision=decision,
-                       reason=reason)
-        return Ok(f"{decision}: {reason}")
+        """Another seed removed a peer: check it here before following (§6.2)."""
+        record = self.table.get(notice.dead)
+        check = deadnode.on_notice(notice.seed, notice.dead, notice.seed in self.seed_list(), listed=record is not None)
+        decision = deadnode.carry_out(check, record, self)
+        self.log.event(logformat.REMOVAL_NOTICE, seed=notice.seed, dead=notice.dead, decision=decision.decision,
+                       reason=decision.reason)
+        return Ok(f"{decision.decision}: {decision.reason}")
 
     def remove(self, record: PeerRecord, reason: str, announce: bool = True) -> bool:
         removed = self.table.remove(record)

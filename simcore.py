@@ -4,8 +4,8 @@ One calendar of timestamped events (simqueue.py), taken in time order.
 The decisions are the project's own: a peer's Message List is a
 ``gossip.MessageList`` and it forwards to ``gossip.forward_targets``; each
 link has a ``liveness.LivenessTracker`` ticked every ping interval; joins run
-``topology.next_neighbours`` and dead-node reports go to ``seed.Seed``
-objects (simnet.py).
+``topology.next_neighbours`` and dead-node reports go to seeds that decide by
+``deadnode``'s rule (simnet.py).
 
 The timing model:
 

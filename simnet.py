@@ -3,10 +3,11 @@
 No clock and no events here: simcore.py calls in at the moment each thing
 happens.  What is decided here is decided by the project's own code:
 
-- a seed is a :class:`seed.Seed` with no server: registrations, link
-  claims and dead-node decisions (confirmations, its own liveness check,
-  reconsidering, removal notices) run through its ``PeerTable`` and its
-  ``decide`` / ``reconsider`` / ``on_removal_notice``;
+- a seed keeps a :class:`seed.PeerTable` (registrations, link claims, the
+  reports counted) and decides about dead nodes by :mod:`deadnode`'s rule
+  (confirmations, its own liveness check, reconsidering, removal notices),
+  as ``seed.Seed`` does; its probe looks up who is alive, and its
+  announcements and reconsidering are put on the simulation's calendar;
 - a joining peer registers with a random majority of the seeds and picks its
   neighbours with :func:`topology.next_neighbours`, as ``peer.Peer`` does.
 
@@ -31,20 +32,18 @@ from __future__ import annotations
 
 import random
 import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import numpy as np
 
-import logformat
+import deadnode
 import topology
-from config import MAX_CONNECTIONS, REPAIR_DIALS, SeedSettings, majority
+from config import MAX_CONNECTIONS, REPAIR_DIALS, majority
 from degreepool import DegreePool
 from gossip import MessageList
 from liveness import LivenessTracker
-from seed import PeerTable, Seed
+from seed import PeerRecord, PeerTable
 
 # Latencies drawn from numpy at a time: one call per block, not per link.
 LATENCY_BLOCK = 65_536
@@ -105,15 +104,10 @@ class Latency:
 
 @dataclass(frozen=True)
 class Report:
-    """A dead-node report as a seed reads it (wire.DeadNodeReport without addresses)."""
+    """A dead-node report as a seed reads it (wire.DeadNodeReport without addresses or signature)."""
 
     dead: int
     reporter: int
-    signature: None = None
-
-    @property
-    def text(self) -> str:
-        return f"Dead Node:{self.dead}:{self.reporter}"
 
 
 @dataclass(frozen=True)
@@ -130,41 +124,79 @@ class _Table(PeerTable):
         return None
 
 
-class _SeedLog:
-    """A simulated seed's log: the events the network acts on or counts."""
+class SimSeed:
+    """A seed of the simulation: a PeerTable and deadnode's rule, carried out as seed.Seed does.
 
-    def __init__(self, network: Network, seed: str) -> None:
-        self.network, self.seed = network, seed
+    Its probe is a look at who is alive; its announcements and reconsidering
+    go on the simulation's calendar; its decisions are counted, not logged.
+    Its peers register without keys, so vetting is whether the reporter is listed.
+    """
 
-    def event(self, name: str, **fields: object) -> None:
-        if name == logformat.PL_REMOVED:
-            self.network.on_removed(self.seed, fields["peer"])
-        elif name == logformat.DEAD_NODE_DECISION:
-            self.network.decisions[fields["decision"]] += 1
-
-
-class SimSeed(Seed):
-    """A seed.Seed whose probes, announcements and reconsidering go through the simulation."""
-
-    def __init__(self, name: str, bit: int, network: Network, probe_timeout: float) -> None:
+    def __init__(self, name: str, bit: int, network: Network) -> None:
+        self.address = name
         self.bit = bit  # this seed's bit in a mask of seeds
-        server = SimpleNamespace(address=name, stopping=threading.Event(), handler=None)
-        super().__init__(server, _SeedLog(network, name), SeedSettings(probe_timeout=probe_timeout, auth=False))
-        self.table = _Table(max_peers=sys.maxsize, max_links=sys.maxsize)
         self.network = network
+        self.table = _Table(max_peers=sys.maxsize, max_links=sys.maxsize)
         self.pool = DegreePool(network.capacity)
+
+    def on_dead_node(self, report: Report) -> None:
+        """seed.Seed.decide."""
+        record = self.table.get(report.dead)
+        decision = (deadnode.screen(report.reporter, report.dead, listed=record is not None)
+                    or deadnode.vet(listed=self.table.get(report.reporter) is not None))
+        if decision is None:
+            counted = self.table.count(record, report)
+            decision = counted if isinstance(counted, deadnode.Reject) else deadnode.carry_out(
+                deadnode.on_report(record.address, counted), record, self)
+        self.network.decisions[decision.decision] += 1
+
+    def reconsider(self, accused: int) -> None:
+        """seed.Seed.reconsider."""
+        record = self.table.get(accused)
+        if record is None or record.last_report is None:
+            return
+        neighbours = self.table.neighbours(record)
+        if neighbours is None:
+            return
+        decision = deadnode.carry_out(deadnode.reconsider(accused, neighbours), record, self)
+        if decision is not None:
+            self.network.decisions[decision.decision] += 1
+
+    def on_removal_notice(self, notice: Notice) -> None:
+        """seed.Seed.on_removal_notice (its decisions are not counted)."""
+        record = self.table.get(notice.dead)
+        check = deadnode.on_notice(notice.seed, notice.dead, notice.seed in self.network.seed_names,
+                                   listed=record is not None)
+        deadnode.carry_out(check, record, self)
+
+    # --- What the seed does for the rule (deadnode.Seat) ---------------------------------
 
     def probe(self, peer: int) -> bool:
         return self.network.is_alive(peer)
 
-    def seed_list(self) -> list[str]:
-        return self.network.seed_names
+    probe_silent = probe
 
-    def announce_later(self, dead: int) -> None:
-        self.network.schedule_notices(self.address, dead)
+    def neighbours_of(self, record: PeerRecord) -> deadnode.Neighbours | None:
+        return self.table.neighbours(record)
+
+    def void_reports(self, record: PeerRecord) -> None:
+        self.table.cleared(record)
 
     def reconsider_later(self, accused: list[int]) -> None:
         self.network.schedule_reconsider(self.address, accused)
+
+    def remove(self, record: PeerRecord, reason: str, announce: bool) -> bool:
+        """seed.Seed.remove (the reason is not logged here)."""
+        removed = self.table.remove(record)
+        if removed is None:
+            return False
+        _, accused = removed
+        self.network.on_removed(self.address, record.address)
+        if announce:
+            self.network.schedule_notices(self.address, record.address)
+        if accused:  # they lost a neighbour that could have reported them
+            self.reconsider_later(accused)
+        return True
 
 
 class Network:
@@ -182,7 +214,7 @@ class Network:
         # Peers some seeds removed and others still list, by the mask of those that still do.
         self._partly_removed: dict[int, set[int]] = {}
         self.seed_names = [f"seed{index}" for index in range(seeds)]
-        self.seeds = {name: SimSeed(name, 1 << index, self, probe_timeout)
+        self.seeds = {name: SimSeed(name, 1 << index, self)
                       for index, name in enumerate(self.seed_names)}
         self.registered: list[list[SimSeed]] = [[] for _ in range(capacity)]
         self.neighbours: list[dict[int, float]] = [{} for _ in range(capacity)]  # peer -> latency (s)

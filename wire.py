@@ -54,6 +54,12 @@ MAX_KEYS_PER_REQUEST = 128
 # Keys a seed keeps per address across restarts, and returns in KEYS.
 KEY_HISTORY = 4
 
+# Error codes: a stable token that opens an ERROR reason, ``<code>: <text>``,
+# for the receiver to act on; the text after it is for people and may change.
+# A reason that opens with anything else has no code.  Append-only.
+NOT_LISTED = "not-listed"  # a seed does not list the reporter of a LINK: it must register there again
+ERROR_CODES = frozenset({NOT_LISTED})
+
 _TIMESTAMP = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")
 # Ed25519 public keys (32 bytes) and signatures (64 bytes) as unpadded
 # URL-safe base64: no space, colon or slash, so they sit inside any line.
@@ -377,7 +383,7 @@ class Ok:
 
 @dataclass(frozen=True)
 class Error:
-    """The receiver refused the last line; ``reason`` says why."""
+    """The receiver refused the last line; ``reason`` says why, opening with an error code when it has one."""
 
     VERB: ClassVar[str] = "ERROR"
     reason: str
@@ -385,6 +391,19 @@ class Error:
     def __post_init__(self) -> None:
         if not _free_text(self.reason).strip():
             raise ProtocolError("ERROR needs a reason")
+
+    @classmethod
+    def coded(cls, code: str, text: str) -> Error:
+        """An error the receiver can act on: ``<code>: <text>``, ``code`` one of ERROR_CODES."""
+        if code not in ERROR_CODES:
+            raise ProtocolError(f"{code!r} is not an error code")
+        return cls(f"{code}: {text}")
+
+    @property
+    def code(self) -> str | None:
+        """The error code the reason opens with (one of ERROR_CODES), or None."""
+        code, sep, _ = self.reason.partition(": ")
+        return code if sep and code in ERROR_CODES else None
 
     def encode(self) -> str:
         return f"{self.VERB} {self.reason}"

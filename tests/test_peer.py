@@ -15,7 +15,7 @@ from auth import Identity, verify
 from config import PeerSettings
 from peer import Peer
 from transport import NodeServer
-from wire import Address, Error, GossipMessage, Hello, LineReader, LivenessRequest, encode
+from wire import NOT_LISTED, Address, Error, GossipMessage, Hello, LineReader, LinkReport, LivenessRequest, encode
 
 X = Address("127.0.0.1", 9101)
 Y = Address("127.0.0.1", 9102)
@@ -219,3 +219,30 @@ def test_a_neighbour_with_too_many_messages_waiting_for_keys_is_cut_off(signed_p
         x.send(m)
     wait_for(lambda: X not in signed_peer.link_table.neighbours(), "the flooding neighbour to be cut")
     assert Y in signed_peer.link_table.neighbours()  # the others keep their links
+
+
+def test_a_seed_that_no_longer_lists_the_peer_is_told_by_its_error_code(peer):
+    # A stand-in seed: it refuses the LINK report about X with the not-listed code
+    # (it removed the peer), and the one about Y with an error that has no code.
+    refusals = {X: Error.coded(NOT_LISTED, "reporter is not a registered live peer here"),
+                Y: Error("unsigned, but the reporter has a key")}
+
+    def answer(conn):
+        while isinstance(report := conn.read(), LinkReport):
+            conn.send(refusals[report.neighbour])
+
+    seed = NodeServer("127.0.0.1", 0, handler=answer)
+    seed.start()
+    try:
+        peer.seeds = [seed.address]
+        peer._start(peer._seed_report_loop, "seed reports")
+        for neighbour in (Y, X):
+            peer._to_seeds.put(("all", LinkReport(peer.address, neighbour)))
+        wait_for(lambda: peer._repair_wanted.is_set(), "the peer to ask for a repair round")
+        # Only the coded refusal asks for one; both are logged with the seed's whole reason.
+        assert peer._repair_reasons == [f"seed {seed.address} no longer lists this peer"]
+        errors = [e.fields["reason"] for e in logformat.parse_log(peer.log.path).events
+                  if e.event == logformat.SEED_ERROR]
+        assert errors == [refusals[Y].reason, refusals[X].reason]
+    finally:
+        seed.stop()

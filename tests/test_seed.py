@@ -6,13 +6,15 @@ import socket
 import threading
 import time
 
+import deadnode
 import logformat
 import transport
 from auth import Identity
 from config import MAX_LINKS_PER_PEER, SeedSettings
-from seed import Seed
+from seed import PeerTable, Seed
 from transport import NodeServer
 from wire import (
+    NOT_LISTED,
     Address,
     DeadNodeReport,
     Error,
@@ -78,7 +80,10 @@ def test_registration_returns_the_list_as_it_was_before(seed):
 
 
 def test_links_only_from_registered_reporters_and_bounded(seed):
-    assert ask(seed, LinkReport(A, B)) == Error("reporter is not a registered live peer here")
+    # The code tells the peer that this seed does not list it (it removed it): register again.
+    refusal = ask(seed, LinkReport(A, B))
+    assert refusal == Error("not-listed: reporter is not a registered live peer here")
+    assert refusal.code == NOT_LISTED
     ask(seed, Register(A))
     with socket.create_connection((seed.address.ip, seed.address.port)) as sock:
         lines = b"".join(encode(LinkReport(A, Address("10.0.0.1", 1000 + i)))
@@ -88,6 +93,31 @@ def test_links_only_from_registered_reporters_and_bounded(seed):
     assert replies[:MAX_LINKS_PER_PEER] == ["OK"] * MAX_LINKS_PER_PEER
     assert replies[MAX_LINKS_PER_PEER].startswith("ERROR more than")
     assert dict(ask(seed, PeerListRequest()).peers)[A] == MAX_LINKS_PER_PEER
+
+
+def test_the_table_hands_the_rule_its_facts_and_forgets_reporters_that_left():
+    # No sockets: the PeerTable is data.  D claims A, B and C; C is accused itself (by B).
+    D, outsider = Address("127.0.0.1", 9004), Address("127.0.0.1", 9999)
+    table = PeerTable()
+    for peer in (A, B, C, D):
+        table.register(peer, None)
+    for neighbour in (A, B, C):
+        table.record_link(D, neighbour)
+    table.record_link(C, B)
+    assert isinstance(table.count(table.get(C), DeadNodeReport(C, "1.0", B)), deadnode.Neighbours)
+    record = table.get(D)
+    report = DeadNodeReport(D, "1.0", A)
+    assert table.count(record, report) == deadnode.Neighbours(frozenset({A, B, C}), frozenset({A}), frozenset({C}))
+    assert record.reports == {A} and record.last_report == report
+    assert table.count(record, DeadNodeReport(D, "2.0", outsider)) == deadnode.Reject(deadnode.NOT_REGISTERED)
+    # A reporter that leaves the PL no longer counts; the removal names D, whose count it changed.
+    assert table.remove(table.get(A)) == (3, [D])
+    assert table.neighbours(record) == deadnode.Neighbours(frozenset({B, C}), frozenset(), frozenset({C}))
+    assert record.reports == set()
+    # A new registration of D is a new incarnation: facts about the old one are gone.
+    table.register(D, None)
+    assert table.neighbours(record) is None
+    assert table.count(record, DeadNodeReport(D, "3.0", B)) == deadnode.Reject(deadnode.GONE)
 
 
 def test_dead_node_decisions(seed, tmp_path):

@@ -60,6 +60,7 @@ MESSAGES = [
     Ok(),
     Ok("removed: no liveness reply"),
     Error("busy: too many connections"),
+    Error.coded(wire.NOT_LISTED, "reporter is not a registered live peer here"),
     Hello(B),
     GossipMessage(A, TS, 1),
     GossipMessage(A, "1732406400", 10),
@@ -115,6 +116,21 @@ def test_ok_and_error_keep_their_free_text():
     assert wire.parse("OK") == Ok("")
     assert wire.parse("OK removed: peer 10.0.0.3:9003 gave no reply") == Ok("removed: peer 10.0.0.3:9003 gave no reply")
     assert wire.parse("ERROR bad line: 'x y'") == Error("bad line: 'x y'")
+
+
+def test_an_error_code_opens_the_reason_and_survives_the_round_trip():
+    error = Error.coded(wire.NOT_LISTED, "reporter is not a registered live peer here")
+    assert wire.encode(error) == b"ERROR not-listed: reporter is not a registered live peer here\n"
+    assert roundtrip(error) == error
+    assert roundtrip(error).code == wire.NOT_LISTED
+    # The human text is all a receiver without the code needs: a reason with no known code has none.
+    for reason in ("reporter is not a registered live peer here", "busy: too many connections",
+                   "refused: not-listed: x", "not-listed", "not-listed:x", "not-listed : x"):
+        assert wire.parse(f"ERROR {reason}").code is None, reason
+    with pytest.raises(ProtocolError):
+        Error.coded("busy", "too many connections")  # not a code: codes are a fixed list
+    with pytest.raises(ProtocolError):
+        Error.coded(wire.NOT_LISTED, "two\nlines")
 
 
 # --- The report's texts, verbatim ------------------------------------------------
