@@ -9,6 +9,8 @@ happens.  What is decided here is decided by the project's own code:
   ``decide`` / ``reconsider`` / ``on_removal_notice``;
 - a joining peer registers with a random majority of the seeds and picks its
   neighbours with :func:`topology.next_neighbours`, as ``peer.Peer`` does.
+- a peer that lost a link runs repair rounds planned by
+  :class:`repairplan.RepairRound`, as ``peer.Peer`` does.
 
 What the simulator adds is speed.  A real seed answers a registration with a
 copy of its whole peer list, which at 100,000 peers would make growing the
