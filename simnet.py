@@ -272,9 +272,9 @@ class Network:
         Lists: the current lists of the seeds ``peer`` registered with (a live
         peer is never removed here but by a false report, so it need not
         register again), with the pool of every listed peer as their union,
-        less those these seeds no longer list.  A dial
-        links when the peer dialled accepts; one alive but at its connection
-        limit refuses, a dead one (not yet removed) is unreachable.
+        less those these seeds no longer list.  A dial links when the peer
+        dialled accepts; one alive but at its connection limit refuses, a dead
+        one (not yet removed) is unreachable.
         Not modelled: the cover of the lists the peer joined with, less those gone.
         """
         registered = self.registered[peer]
