@@ -90,7 +90,7 @@ class RepairRound(Generic[Node]):
         self.dials = dials  # left in this round's budget
         self.opened: list[Node] = []  # peers this round linked to, in order
         self.anchor: Node = own  # until a smaller listed peer links
-        self.short = too_few_seeds  # the final say once the round is over (done)
+        self.short = too_few_seeds  # something fell short so far; final once the round is done
         self.done = False
         self._union = union  # as the caller gave it: next_neighbours builds its own from dicts
         if union is None:
