@@ -109,10 +109,11 @@ KEY_LOOKUP_BACKOFF = 0.5
 REGISTER_ATTEMPTS = 4
 REGISTER_BACKOFF = 0.5
 
-# Overlay repair (repairing.py, topology.RepairSchedule).  Dials one repair round
-# may make: refused connects cost little, but a hung or cut-off peer holds a
-# dial for up to two CONNECT_TIMEOUTs, so a round stays under a minute even
-# when every candidate is silent.  A round that falls short is retried.
+# Overlay repair (repairing.py, repairplan.py, topology.RepairSchedule).  Dials
+# one repair round may make: refused connects cost little, but a hung or
+# cut-off peer holds a dial for up to two CONNECT_TIMEOUTs, so a round stays
+# under a minute even when every candidate is silent.  A round that falls
+# short is retried.
 REPAIR_DIALS = 8
 # Longest pause between two repair rounds that fall short (seeds unreachable,
 # or a listed peer that cannot be reached yet), in repair intervals: pauses

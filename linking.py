@@ -29,6 +29,7 @@ import logformat
 import transport
 from config import HANDSHAKE_TIMEOUT, SEED_IDLE_TIMEOUT
 from link import Link
+from repairplan import LINKED, REFUSED, UNREACHABLE  # how a dial ended: repair rounds read it
 from transport import Connection, describe
 from wire import (
     Address,
@@ -41,11 +42,6 @@ from wire import (
     ProtocolError,
     parse,
 )
-
-# How a dial ended (Linking._link_to).  REFUSED: something answered and declined
-# (an ERROR, or a close without a word): alive, but not to be linked to now.
-# UNREACHABLE: no connection, or no answer in time: dead, hung or cut off.
-LINKED, REFUSED, UNREACHABLE = "linked", "refused", "unreachable"
 
 
 class Linking:

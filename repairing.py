@@ -4,16 +4,17 @@ On by default; ``--no-repair`` turns it off.  When a link is lost (the
 neighbour is reported dead, cut off, or closed the connection and cannot be
 dialled again), the peer asks a majority of the seeds for their current
 lists (GET_PEERS), registers again with any that no longer list it (it was
-removed, for instance while it was hung or cut off), and opens links as
-topology.py's Repair section decides: to the smallest listed peer (the
-anchor, which keeps the live overlay connected), into each list, and up to
-its join target.  Rounds repeat on topology.RepairSchedule while they fall
-short.
+removed, for instance while it was hung or cut off), and opens the links
+repairplan.RepairRound plans by topology.py's Repair rules: to the smallest
+listed peer (the anchor, which keeps the live overlay connected), into each
+list, and up to its join target.  Rounds repeat on topology.RepairSchedule
+while they fall short.
 
 ``Repairing`` is a part of peer.Peer, whose __init__ holds the state it uses
 (``_join_lists``, ``_repair_wanted``, ``_repair_reasons``, ``target``,
-``_lock``, ...).  Not here: the rules (anchor candidates, when a round falls
-short, the pace: topology.py), dialling and redial (linking.py).
+``_lock``, ...).  Not here: which peers a round dials and whether it fell
+short (repairplan.py, on topology.py's rules), the pace (topology.py),
+dialling and redial (linking.py).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ import time
 import logformat
 import topology
 import transport
-from config import REPAIR_BACKOFF_CAP, REPAIR_DIALS, majority
-from linking import LINKED, UNREACHABLE
+from config import REPAIR_BACKOFF_CAP, majority
+from repairplan import RepairRound
 from wire import Address, LinkReport, PeerList, PeerListRequest, ProtocolError
 
 
@@ -65,70 +66,30 @@ class Repairing:
                            next="none" if schedule.pause is None else f"{schedule.pause:g}")
 
     def _repair(self, reason: str) -> dict[str, object]:
-        """One repair round: fresh lists, registering again where removed, then anchor, cover and fill.
+        """One repair round: fresh lists, registering again where removed, then the dials repairplan plans.
 
         Returns the round's facts for the REPAIR line, with ``complete`` (nothing
         fell short) and ``changed`` (links opened or registrations made).
         """
         need = majority(len(self.seeds))
         lists, rejoined = self._refresh_lists(need)
-        listed: dict[Address, int] = {}
-        for peers in lists.values():
-            for address, degree in peers.items():
-                listed[address] = max(degree, listed.get(address, 0))
         with self._lock:
             working = self.link_table.working()
             before = len(working)
             # A closed link still in the table has its own redial; the liveness rule decides it.
-            unreachable = self.link_table.stale()
-            cover = [{peer: listed[peer] for peer in members if peer in listed}
-                     for members in self._join_lists.values()]
-        refused: set[Address] = set()
-        dials = REPAIR_DIALS
-        opened = 0
-        short = len(lists) < need
-
-        def attempt(peer: Address) -> bool:
-            nonlocal dials, opened
-            dials -= 1
-            outcome = self._link_to(peer)
-            if outcome == LINKED:
-                opened += 1
-                return True
-            (unreachable if outcome == UNREACHABLE else refused).add(peer)
-            return False
-
-        # 1. The anchor: the smallest listed peer that links (topology.py, Repair).
-        # A smaller peer that cannot be reached yet may be alive (hung, or across a
-        # partition): the anchor is not settled, and the round falls short.
-        anchor = self.address  # none smaller links: this peer is its own anchor
-        for candidate in topology.anchor_candidates(listed, self.address):
-            if candidate in working:
-                anchor = candidate
+            stale = self.link_table.stale()
+            cover = [set(members) for members in self._join_lists.values()]
+        plan = RepairRound(self.address, list(lists.values()), working, self.target, self.settings.degree_model,
+                           self.rng, cover=cover, unreachable=stale, too_few_seeds=len(lists) < need)
+        while not self.stopped.is_set():
+            dials = plan.next_dials(self.link_table.working())  # others may have dialled in since
+            if not dials:
                 break
-            if candidate not in unreachable:
-                if not dials or self.stopped.is_set():
-                    short = True
-                    break
-                if attempt(candidate):
-                    anchor = candidate
-                    break
-            short = short or candidate in unreachable  # refused: alive but declining, skipped by all
-        # 2. Cover and fill, by the degree model (degree-proportional by default).
-        seed_lists = cover + list(lists.values())
-        while dials and not self.stopped.is_set():
-            linked = self.link_table.working()
-            picks = topology.next_neighbours(seed_lists, self.settings.degree_model, self.target, self.rng,
-                                             linked=linked, unreachable=unreachable | refused)
-            if not picks:
-                break
-            for pick in picks[:dials]:
-                attempt(pick)
-        linked = self.link_table.working()
-        short = short or topology.repair_short(seed_lists, self.target, linked, refused)
-        return {"reason": reason, "degree": len(linked), "before": before, "target": self.target,
-                "seeds": len(lists), "rejoined": len(rejoined), "opened": opened, "anchor": anchor,
-                "complete": not short, "changed": bool(opened or rejoined)}
+            for peer in dials:
+                plan.dialled(peer, self._link_to(peer))
+        return {"reason": reason, "degree": len(plan.links), "before": before, "target": self.target,
+                "seeds": len(lists), "rejoined": len(rejoined), "opened": len(plan.opened), "anchor": plan.anchor,
+                "complete": plan.complete, "changed": bool(plan.opened or rejoined)}
 
     def _refresh_lists(self, need: int) -> tuple[dict[Address, dict[Address, int]], list[Address]]:
         """Current peer lists from ``need`` seeds, registering again with any that no longer list this peer.

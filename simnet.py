@@ -10,6 +10,8 @@ happens.  What is decided here is decided by the project's own code:
   announcements and reconsidering are put on the simulation's calendar;
 - a joining peer registers with a random majority of the seeds and picks its
   neighbours with :func:`topology.next_neighbours`, as ``peer.Peer`` does.
+- a peer that lost a link runs repair rounds planned by
+  :class:`repairplan.RepairRound`, as ``peer.Peer`` does.
 
 What the simulator adds is speed.  A real seed answers a registration with a
 copy of its whole peer list, which at 100,000 peers would make growing the
@@ -39,10 +41,11 @@ import numpy as np
 
 import deadnode
 import topology
-from config import MAX_CONNECTIONS, REPAIR_DIALS, majority
+from config import MAX_CONNECTIONS, majority
 from degreepool import DegreePool
 from gossip import MessageList
 from liveness import LivenessTracker
+from repairplan import LINKED, REFUSED, UNREACHABLE, RepairRound
 from seed import PeerRecord, PeerTable
 
 # Latencies drawn from numpy at a time: one call per block, not per link.
@@ -296,58 +299,30 @@ class Network:
         return bool(self.alive[peer]) and len(self.neighbours[peer]) < self.max_links
 
     def repair(self, peer: int) -> tuple[bool, list[int]]:
-        """One repair round of repairing.Repairing._repair: (complete, links opened).
+        """One repair round, planned by repairplan.RepairRound as a real peer's: (complete, links opened).
 
         Lists: the current lists of the seeds ``peer`` registered with (a live
         peer is never removed here but by a false report, so it need not
-        register again).  Anchor: the smallest listed peer below it that links
-        (topology.anchor_candidates' order, walked on the pool); a dead one not
-        yet removed cannot be dialled and leaves the round short.  Then cover and
-        fill by topology.next_neighbours, at most REPAIR_DIALS dials in all.
+        register again), with the pool of every listed peer as their union,
+        less those these seeds no longer list.  A dial links when the peer
+        dialled accepts; one alive but at its connection limit refuses, a dead
+        one (not yet removed) is unreachable.
         Not modelled: the cover of the lists the peer joined with, less those gone.
         """
-        lists = [seed.pool for seed in self.registered[peer]]
-        linked = set(self.neighbours[peer])
-        unreachable = {peer} | self._unlisted(self.registered[peer])
-        refused: set[int] = set()
-        opened: list[int] = []
-        dials, short = REPAIR_DIALS, False
+        registered = self.registered[peer]
+        plan = RepairRound(peer, [seed.pool for seed in registered], self.neighbours[peer], self.targets[peer],
+                           self.model, self.rng, union=self.union, unlisted=self._unlisted(registered))
+        while dials := plan.next_dials():
+            for candidate in dials:
+                plan.dialled(candidate, self._dial(peer, candidate))
+        return plan.complete, plan.opened
 
-        def attempt(candidate: int) -> bool:
-            nonlocal dials
-            dials -= 1
-            if self.accepts(candidate):
-                self.link(peer, candidate)
-                linked.add(candidate)
-                opened.append(candidate)
-                return True
-            (refused if self.alive[candidate] else unreachable).add(candidate)
-            return False
-
-        for rank in range(len(self.union)):
-            candidate = self.union.kth(rank)
-            if candidate >= peer or candidate in linked:
-                break  # this peer is its own anchor, or the anchor is linked
-            if candidate in unreachable:
-                continue
-            if not dials:
-                short = True
-                break
-            if attempt(candidate):
-                break
-            short = short or candidate in unreachable
-        while dials:
-            picks = topology.next_neighbours(lists, self.model, self.targets[peer], self.rng, linked=linked,
-                                             unreachable=unreachable | refused, union=self.union)
-            if not picks:
-                break
-            for pick in picks[:dials]:
-                attempt(pick)
-        # topology.repair_short, on the pools: short of the target while listed peers are left, or a list untouched.
-        left = len(self.union) - len(linked | unreachable | refused)
-        short = short or (len(linked) < self.targets[peer] and left > 0) or any(
-            len(pool) > (peer in pool) and not any(node in pool for node in linked) for pool in lists)
-        return not short, opened
+    def _dial(self, peer: int, candidate: int) -> str:
+        """How ``peer``'s dial to ``candidate`` ends; a link opens when it is LINKED."""
+        if self.accepts(candidate):
+            self.link(peer, candidate)
+            return LINKED
+        return REFUSED if self.alive[candidate] else UNREACHABLE
 
     def link(self, a: int, b: int, latency: float | None = None) -> float:
         """Open the link a-b (both ends report it to their seeds); its latency."""

@@ -29,7 +29,8 @@ simulator growing an overlay of 10^5 peers runs this same join rule in
 O(log n) per pick, with the same picks a dict would give.
 
 :func:`anchor_candidates`, :func:`repair_short` and :class:`RepairSchedule`
-decide how a peer repairs the overlay after deaths (see the Repair section).
+decide how a peer repairs the overlay after deaths (see the Repair section);
+repairplan.py puts them in order within one round.
 
 :func:`fit_power_law` summarises a degree sequence (maximum-likelihood
 exponent and a likelihood comparison against an exponential).
@@ -41,7 +42,8 @@ import bisect
 import itertools
 import math
 import random
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -181,8 +183,9 @@ def next_neighbours(
 #
 # Deaths break the argument above: the peers of a seed stay connected only
 # while each keeps a link to a live peer registered there before it.  A peer
-# that loses a link therefore repairs (repairing.Repairing._repair) with fresh lists
-# from a majority of the seeds:
+# that loses a link therefore repairs with fresh lists from a majority of the
+# seeds, in rounds that repairplan.RepairRound plans (for the peer and the
+# simulator alike):
 #
 # 1. Anchor.  It links to the smallest live address the seeds list (trying
 #    the listed peers smaller than itself in order, skipping those that
@@ -203,14 +206,18 @@ def next_neighbours(
 # once it heals.
 
 
-def anchor_candidates(listed: Iterable[Node], own: Node) -> list[Node]:
+def anchor_candidates(listed: Iterable[Node], own: Node) -> Iterator[Node]:
     """The listed peers a repairing peer tries as its anchor, in order: those smaller than it, smallest first.
 
     The first that is linked, or accepts a link, is the anchor; a peer with
     none smaller is its own anchor.  Order is the nodes' own (for addresses:
-    IP as a string, then port), the same at every peer.
+    IP as a string, then port), the same at every peer.  Lazy: from a
+    :class:`DegreePool` each candidate is found by rank in O(log n), so a
+    walk that stops at the first few never sorts the pool.
     """
-    return sorted(node for node in set(listed) if node < own)
+    if isinstance(listed, DegreePool):
+        return itertools.takewhile(lambda node: node < own, map(listed.kth, range(len(listed))))
+    return iter(sorted(node for node in set(listed) if node < own))
 
 
 def repair_short(seed_lists: Sequence[Mapping[Node, int]] | Sequence[Iterable[Node]], target: int,
@@ -219,14 +226,23 @@ def repair_short(seed_lists: Sequence[Mapping[Node, int]] | Sequence[Iterable[No
 
     Short: fewer than ``target`` links while some listed peer is not linked,
     or a non-empty list with no linked member.  Peers that ``refused`` a link
-    (alive, but declining) count as absent from the lists.
+    (alive, but declining) count as absent from the lists; so do any others
+    passed there that a list holds but must not count (a simulator's pools
+    hold the peer itself).  Lists that are :class:`DegreePool` objects are
+    only asked about these peers and the linked ones: no pass over a pool.
     """
     linked, refused = set(linked), set(refused)
-    lists = [set(peer_list) - refused for peer_list in seed_lists]
-    listed = set().union(*lists) if lists else set()
-    if len(linked) < target and listed - linked:
+    lists = [peer_list if isinstance(peer_list, (Mapping, AbstractSet)) else set(peer_list)
+             for peer_list in seed_lists]
+
+    def holds(peer_list, nodes: set) -> int:
+        return sum(1 for node in nodes if node in peer_list)
+
+    absent = linked | refused
+    if len(linked) < target and any(len(peer_list) > holds(peer_list, absent) for peer_list in lists):
         return True
-    return any(peer_list and linked.isdisjoint(peer_list) for peer_list in lists)
+    counted = linked - refused
+    return any(len(peer_list) > holds(peer_list, refused) and not holds(peer_list, counted) for peer_list in lists)
 
 
 class RepairSchedule:

@@ -81,9 +81,9 @@ def test_the_anchor_is_the_smallest_listed_peer_the_same_for_everyone():
     a, b, c, d = (Address("127.0.0.1", port) for port in (9001, 9002, 9010, 10000))
     listed = [d, b, a, c]
     # Address order: IP as a string, then port as a number.
-    assert topology.anchor_candidates(listed, c) == [a, b]
-    assert topology.anchor_candidates(listed, a) == []  # the smallest is its own anchor
-    assert topology.anchor_candidates(listed + [Address("127.0.0.10", 1)], Address("127.0.0.2", 1)) == [
+    assert list(topology.anchor_candidates(listed, c)) == [a, b]
+    assert list(topology.anchor_candidates(listed, a)) == []  # the smallest is its own anchor
+    assert list(topology.anchor_candidates(listed + [Address("127.0.0.10", 1)], Address("127.0.0.2", 1))) == [
         a, b, c, d, Address("127.0.0.10", 1)]
 
 
