@@ -21,9 +21,9 @@ import argparse
 import json
 import sys
 
-from config import PEER_FLAGS, add_peer_arguments, non_negative_int, positive_float, positive_int
-from grading import DEFAULT_TOLERANCE, RULES, SETTINGS, Grading, Offence, UsageError, Verdict, grade
-from runlog import collector_paused
+from gossipnet.config import PEER_FLAGS, add_peer_arguments, non_negative_int, positive_float, positive_int
+from gossipnet.grading.rules import DEFAULT_TOLERANCE, RULES, SETTINGS, Grading, Offence, UsageError, Verdict, grade
+from gossipnet.logs.runlog import collector_paused
 
 PROG = "grader"
 DEFAULT_MAX_OFFENDERS = 10

@@ -1,316 +1,34 @@
-"""A peer node: joins through the seeds, gossips, and watches its neighbours.
+"""A peer node of the report (§2 "Peer Nodes", §4.2 "Peer Node"): joins, gossips, watches its neighbours.
 
-    python peer.py IP PORT [--config FILE] [--log FILE] [--gossip-interval 5]
+    python peer.py IP PORT [--config FILE] [--log FILE] [--quiet] [--gossip-interval 5]
                    [--gossip-count 10] [--ping-interval 13] [--ping-misses 3]
-                   [--degree-model preferential|report] [--rng-seed N]
+                   [--degree-model preferential|report] [--no-auth] [--rng-seed N]
                    [--repair-interval S] [--no-repair]
 
-Joining: register with a random majority of the seeds, take the union of the
-peer lists they return, and open links chosen by topology.py.  Liveness: every
-ping interval each neighbour is sent a LIVENESS_REQUEST; one that misses
-ping-misses in a row (liveness.py) is dropped and reported dead to the seeds.
-Link and dead-node reports go to the seeds from one thread, off the gossip
-path.  With authentication on (the default), the peer signs them and its
-liveness replies with its Ed25519 key (auth.py).
-
-``Peer`` is this module's class with its state, joining, the ping loop and
-dead-node reports, talking to the seeds, start and stop; ``main`` is the
-command line.  The rest of the peer is in the modules beside it, each a part
-(mixin) of ``Peer``:
-
-- linking.py: dialling, the link handshake, serving a link, redial, cutting
-  off a misbehaving neighbour (a link itself, its queue and writer: link.py);
-- gossiping.py: creating, verifying (keys fetched from the seeds) and
-  forwarding gossip;
-- repairing.py: overlay repair rounds (on by default; ``--no-repair``).
-
-Two parts of the state have an owner with its own lock, handed to the parts
-that use them: the link table (linktable.py: the links and dials, the
-simultaneous-dial rule, every link's liveness) and the key wait (keywait.py:
-the keys learned from the seeds, the gossip waiting for them).
-
-Decisions are made by gossip.py (ML and forwarding), liveness.py (missed
-pings) and topology.py (whom to link to, when to repair); these modules wire
-them to sockets.
+The peer registers with a random majority of the seeds of the config, links to
+peers from the lists they return, creates and forwards gossip, pings its
+neighbours and reports a dead one to the seeds.  The node is
+gossipnet.node.peer; its rules are in gossipnet.protocol.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import queue
 import random
 import sys
-import threading
-import time
-from collections.abc import Callable
 
-import auth
-import logformat
-import topology
-import transport
-from config import (
-    CONNECT_TIMEOUT,
-    REGISTER_ATTEMPTS,
-    REGISTER_BACKOFF,
-    REGISTER_TIMEOUT,
-    SEED_REPORT_TIMEOUT,
+from gossipnet.config import (
     ConfigError,
-    PeerSettings,
     add_peer_arguments,
     listen_address,
     load_seeds,
-    majority,
     node_address_arguments,
     peer_settings_from,
 )
-from gossip import MessageList
-from gossiping import Gossiping
-from keywait import KeyWait
-from link import Link
-from linking import Linking
-from linktable import LinkTable
-from logformat import NodeLog
-from repairing import Repairing
-from transport import NodeServer, NodeStartError, describe
-from wire import (
-    NOT_LISTED,
-    Address,
-    DeadNodeReport,
-    Error,
-    GossipMessage,
-    LinkReport,
-    LivenessRequest,
-    Message,
-    PeerList,
-    ProtocolError,
-    Register,
-)
-
-
-class Peer(Linking, Gossiping, Repairing):
-    """A peer node: its state, joining, liveness, talking to the seeds, start and stop."""
-
-    def __init__(self, server: NodeServer, log: NodeLog, seeds: list[Address], settings: PeerSettings,
-                 rng: random.Random, clock: Callable[[], float] = time.time,
-                 identity: auth.Identity | None = None) -> None:
-        self.server = server
-        self.address = server.address
-        self.log = log
-        self.seeds = seeds
-        self.settings = settings
-        self.rng = rng
-        self.clock = clock
-        self.stopped = threading.Event()
-        # Set when a background loop cannot go on: the node then stops with an error.
-        self.failure = transport.NodeFailure(self.stopped)
-        self.message_list: MessageList[GossipMessage, Address] = MessageList()
-        # The line of every message in the ML, as this peer sends it on (linking.py).
-        self.accepted_lines: set[str] = set()
-        # The links to the neighbours, and the dials under way (linktable.py).
-        self.link_table = LinkTable(self.address)
-        self.registered_seeds: list[Address] = []
-        # Links this peer aims for (topology.join_target, drawn when it joins).
-        self.target = 0
-        # For each seed, the peers its reply to this peer's (latest)
-        # registration listed: those registered there earlier.  Repair keeps a
-        # link into each (topology.py, Repair), as the join did.  A neighbour
-        # reported dead leaves them: if it comes back, it registers anew, after
-        # this peer.
-        self._join_lists: dict[Address, set[Address]] = {}
-        self._repair_wanted = threading.Event()
-        self._repair_reasons: list[str] = []  # why, since the last round (a few)
-        # This peer's key pair; None runs the report's plain format.
-        self.identity = identity if identity is not None or not settings.auth else auth.Identity()
-        # Other peers' keys as the seeds bound them, and the gossip waiting for one (keywait.py).
-        self.key_wait = KeyWait()
-        self.rejected = 0  # gossip messages dropped as unverifiable
-        # Guards message_list and forwarding (installing a link holds it too, see
-        # Linking._open_link), rejected, registered_seeds, _join_lists, _repair_reasons
-        # and _threads; accepted_lines is written under it and read without it (a set
-        # lookup is atomic).  Lock order: this lock, then the link table's or the key
-        # wait's, then a link's own; never the other way.
-        self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
-        # (audience, report): audience "all" (the config), "registered", or a tuple of seeds.
-        self._to_seeds: queue.Queue[tuple[str | tuple[Address, ...], Message] | None] = queue.Queue()
-        server.handler = self.handle
-
-    # --- Joining -------------------------------------------------------------------
-
-    def join(self) -> None:
-        """Register, link to neighbours, then start gossip and liveness checks."""
-        lists = self.register()
-        with self._lock:
-            self._join_lists = {seed: set(peers) for seed, peers in lists.items()}
-        self._start(self._seed_report_loop, "seed reports")
-        if self.identity is not None:
-            self._start(self._key_lookup_loop, "key lookup")
-        self.connect(lists)
-        self._start(self._gossip_loop, "gossip")
-        self._start(self._ping_loop, "liveness")
-        if self.settings.repair:
-            if not self.link_table.working():
-                # The first peer, or one whose seeds restarted and lost their lists:
-                # one round asks every seed, in case another knows some peers.
-                self._want_repair("no links after joining")
-            self._start(self._repair_loop, "repair")
-
-    def register(self) -> dict[Address, dict[Address, int]]:
-        """Register with a random majority of the seeds; their peer lists by seed.
-
-        Unreachable seeds are replaced by others; passes over the unreached
-        seeds repeat with a doubling pause.  Raises NodeStartError when no
-        majority can be reached.
-        """
-        need = majority(len(self.seeds))
-        pending = self.rng.sample(self.seeds, len(self.seeds))
-        lists: dict[Address, dict[Address, int]] = {}
-        for attempt in range(REGISTER_ATTEMPTS):
-            for seed in list(pending):
-                if len(lists) == need or self.stopped.is_set():
-                    break
-                peers = self._register_at(seed, attempt + 1)
-                if peers is not None:
-                    pending.remove(seed)
-                    lists[seed] = peers
-            if len(lists) == need or attempt == REGISTER_ATTEMPTS - 1:
-                break
-            if self.stopped.wait(REGISTER_BACKOFF * 2 ** attempt):
-                break
-        if len(lists) < need:
-            raise NodeStartError(f"registered with {len(lists)} of {len(self.seeds)} seeds; "
-                                 f"a majority needs {need}. Are the seeds in the config running?")
-        with self._lock:
-            self.registered_seeds = list(lists)
-        union = sorted(set().union(*lists.values()))
-        self.log.event(logformat.PEER_LIST_UNION, count=len(union), peers=",".join(map(str, union)))
-        return lists
-
-    def _register_at(self, seed: Address, attempt: int) -> dict[Address, int] | None:
-        """Register with one seed; its peer list (peer -> degree, without this peer), or None if it failed."""
-        try:
-            reply = transport.request(seed, Register(self.address, self._key()), timeout=REGISTER_TIMEOUT)
-            if not isinstance(reply, PeerList):
-                raise ProtocolError(f"expected PEER_LIST, got {reply.encode()[:100]!r}")
-        except (OSError, ProtocolError) as exc:
-            self.log.event(logformat.REGISTER_FAILED, seed=seed, attempt=attempt, reason=describe(exc))
-            return None
-        peers = {address: degree for address, degree in reply.peers if address != self.address}
-        self.key_wait.learn(reply.keys.items())
-        self.log.event(logformat.REGISTERED, seed=seed)
-        self.log.event(logformat.PEER_LIST, seed=seed, peers=",".join(map(str, peers)))
-        return peers
-
-    def connect(self, lists: dict[Address, dict[Address, int]]) -> None:
-        """Open links as topology.py chooses, replacing peers that cannot be reached."""
-        seed_lists = list(lists.values())
-        target = self.target = topology.join_target(self.settings.degree_model, self.rng)
-        unreachable: set[Address] = set()
-        while not self.stopped.is_set():
-            linked = self.link_table.neighbours()
-            picks = topology.next_neighbours(seed_lists, self.settings.degree_model, target, self.rng,
-                                             linked=linked, unreachable=unreachable)
-            if not picks:
-                return
-            for neighbour in picks:
-                if not self.dial(neighbour):
-                    unreachable.add(neighbour)
-
-
-    # --- Liveness ------------------------------------------------------------------
-
-    def _ping_loop(self) -> None:
-        while not self.stopped.wait(self.settings.ping_interval):
-            request = LivenessRequest(self.address, self._timestamp())
-            for link, dead, misses in self.link_table.tick():
-                if misses:
-                    self.log.event(logformat.PING_MISSED, neighbour=link.neighbour, misses=misses)
-                if dead:
-                    self.report_dead(link)
-                else:
-                    link.send(request)
-
-    def report_dead(self, link: Link) -> None:
-        """Drop a neighbour that missed ping-misses requests and tell the seeds."""
-        if not self.link_table.remove(link):
-            return  # replaced by a new link meanwhile: the neighbour is back
-        link.close()
-        with self._lock:
-            for members in self._join_lists.values():
-                members.discard(link.neighbour)
-        report = self._sign(DeadNodeReport(link.neighbour, self._timestamp(), self.address))
-        self.log.event(logformat.DEAD_NODE_REPORTED, dead=link.neighbour, msg=report.text)
-        self._to_seeds.put(("all", report))
-        self._want_repair(f"reported {link.neighbour} dead")
-
-    # --- Talking to seeds ------------------------------------------------------------
-
-    def _seed_report_loop(self) -> None:
-        """Deliver link and dead-node reports to the seeds, off the gossip path."""
-        while (item := self._to_seeds.get()) is not None:
-            audience, message = item
-            with self._lock:
-                if audience == "all":
-                    seeds = list(self.seeds)
-                elif audience == "registered":
-                    seeds = list(self.registered_seeds)
-                else:  # the seeds named
-                    seeds = list(audience)
-            for seed in seeds:
-                if self.stopped.is_set():
-                    return
-                try:
-                    reply = transport.request(seed, message, timeout=SEED_REPORT_TIMEOUT)
-                except (OSError, ProtocolError) as exc:
-                    reply = Error(describe(exc))
-                if isinstance(reply, Error):
-                    self.log.event(logformat.SEED_ERROR, seed=seed, request=message.VERB, reason=reply.reason)
-                    # The seed removed this peer (wire.NOT_LISTED): a repair round registers it there again.
-                    if isinstance(message, LinkReport) and reply.code == NOT_LISTED:
-                        self._want_repair(f"seed {seed} no longer lists this peer")
-
-    # --- Lifecycle -----------------------------------------------------------------
-
-    def _start(self, target: Callable[[], None], name: str) -> None:
-        """Run ``target`` on a thread of its own, guarded (transport.run_loop) and joined on stop."""
-        thread = threading.Thread(target=transport.run_loop, args=(name, target, self.log, self.failure),
-                                  name=name, daemon=True)
-        with self._lock:
-            self._threads.append(thread)
-        thread.start()
-
-    def _timestamp(self) -> str:
-        return f"{self.clock():.6f}"
-
-    def _key(self) -> str | None:
-        return None if self.identity is None else self.identity.key
-
-    def _sign(self, message):  # -> the same Signable type, signed when authentication is on
-        return message if self.identity is None else message.signed(self.identity)
-
-    def start(self) -> None:
-        self.server.start()
-        self.join()
-
-    def stop(self) -> None:
-        """Close every connection and join every thread.  Safe to call twice."""
-        self.stopped.set()
-        self.key_wait.wanted.set()
-        self._repair_wanted.set()
-        self.server.stop()
-        links = self.link_table.close()
-        with self._lock:
-            threads = list(self._threads)
-        for link in links:
-            link.close()
-        self._to_seeds.put(None)
-        # One deadline for them all: a blocked connect or request ends within
-        # CONNECT_TIMEOUT, and the process must stop in bounded time however
-        # many threads it has.
-        deadline = time.monotonic() + CONNECT_TIMEOUT + 1
-        for thread in threads + [link.writer for link in links if link.writer.ident]:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+from gossipnet.logs import logformat
+from gossipnet.node import transport
+from gossipnet.node.peer import Peer
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,7 @@
 
 Every seed of the config whose address is on this host is started as its own
 ``seed.py`` process, on the port the config gives it.  With ``--peers N`` the
-peers follow (:class:`PeerRunner.PeerRun`, the same code as PeerRunner.py),
+peers follow (gossipnet.run.peerrun.PeerRun, the same code as PeerRunner.py),
 the run goes on until it is complete or times out, and the exit status is
 the verdict.  Whatever happens (a taken port, Ctrl-C, a crash), every process
 started here is stopped again: SIGTERM by PID, SIGKILL after a deadline.
@@ -14,92 +14,34 @@ started here is stopped again: SIGTERM by PID, SIGKILL after a deadline.
 from __future__ import annotations
 
 import argparse
-import ipaddress
-import socket
 import sys
 import tempfile
-import time
-from collections.abc import Sequence
 from pathlib import Path
 
-import launch
-from config import DEFAULT_CONFIG, DEFAULT_LOG, ConfigError, SeedSettings, load_seeds, positive_float, positive_int
-from launch import NodeProcess
-from peerrun import FAST, INTERRUPTED, REPORT, PeerRun, Status
-from PeerRunner import (
+from gossipnet.config import (
+    ConfigError,
+    SeedSettings,
+    load_seeds,
+    positive_float,
+    positive_int,
+)
+from gossipnet.logs.runlog import LogTail
+from gossipnet.run import launch
+from gossipnet.run.launch import NodeProcess
+from gossipnet.run.options import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
-    EXIT_PASSED,
     EXIT_USAGE,
     add_network_arguments,
     add_run_arguments,
     finish,
     make_plan,
 )
-from runlog import LogTail
-from wire import Address
+from gossipnet.run.peerrun import FAST, INTERRUPTED, REPORT, PeerRun, Status
+from gossipnet.run.seeds import in_use_error, is_local, ports_in_use, serve, start_seeds
 
 PROG = "runner.py"
 
-# Seconds the seeds get to log STARTED; a seed starts in well under a second.
-SEED_START_TIMEOUT = 30.0
-
-
-def is_local(ip: str) -> bool:
-    """127.0.0.0/8, or an address some interface of this host has (it can be bound)."""
-    if ipaddress.ip_address(ip).is_loopback:
-        return True
-    with socket.socket() as probe:
-        try:
-            probe.bind((ip, 0))
-        except OSError:
-            return False
-    return True
-
-
-def ports_in_use(seeds: Sequence[Address]) -> list[Address]:
-    """The seed addresses a seed could not listen on now (bound as a seed binds them)."""
-    taken = []
-    for seed in seeds:
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((seed.ip, seed.port))
-            except OSError:
-                taken.append(seed)
-    return taken
-
-
-def in_use_error(seeds: Sequence[Address], config: Path) -> str:
-    ports = ", ".join(str(seed.port) for seed in seeds)
-    plural = len(seeds) > 1
-    return (f"cannot start seed{'s' * plural} {', '.join(map(str, seeds))}: port{'s' * plural} {ports} "
-            f"{'are' if plural else 'is'} already in use (an earlier run still going?); stop whatever holds "
-            f"{'them' if plural else 'it'}, or list free ports in {config}")
-
-
-def start_seeds(seeds: Sequence[Address], args: argparse.Namespace, probe_timeout: float, tail: LogTail,
-                stop_request: launch.StopRequest, workdir: Path, nodes: list[NodeProcess]) -> None:
-    """Start one process per seed (appended to ``nodes`` at once) and wait for each STARTED line.
-
-    Raises launch.LaunchError, with a port already in use said plainly, or launch.Interrupted.
-    """
-    intended = {}
-    for index, seed in enumerate(seeds):
-        if stop_request:
-            raise launch.Interrupted()
-        node = launch.spawn("seed", [seed.ip, str(seed.port), "--config", str(args.config.resolve()),
-                                     "--log", str(args.log.resolve()), "--quiet",
-                                     "--probe-timeout", f"{probe_timeout:g}"], workdir / f"seed-{index}.err")
-        nodes.append(node)
-        intended[node.pid] = seed
-    try:
-        launch.wait_started(nodes, tail, SEED_START_TIMEOUT, interrupted=lambda: bool(stop_request))
-    except launch.LaunchError as exc:
-        in_use = [intended[node.pid] for node in exc.failed if "already in use" in node.error_line()]
-        if in_use:
-            raise launch.LaunchError(in_use_error(in_use, args.config), exc.failed) from None
-        raise
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
@@ -192,24 +134,6 @@ def main(argv: list[str] | None = None) -> int:
             launch.stop(seed_nodes)
     return finish(peer_run, PROG, {"seeds": [str(node.address) for node in seed_nodes],
                                    "probe_timeout": probe_timeout})
-
-
-def serve(seed_nodes: list[NodeProcess], stop_request: launch.StopRequest, status: Status,
-          args: argparse.Namespace) -> int:
-    """Seeds only: keep them until a signal; 1 if one of them dies first."""
-    flags = "".join(f" --{name} {value}" for name, value in (("config", args.config), ("log", args.log))
-                    if str(value) != str(Path(DEFAULT_CONFIG if name == "config" else DEFAULT_LOG)))
-    status.note(f"{len(seed_nodes)} seeds running, logging to {args.log}. Start peers in another terminal with: "
-                f"python PeerRunner.py -n 20{flags}{' --fast' if args.fast else ''}. Ctrl-C stops the seeds.")
-    while not stop_request:
-        if exited := [node for node in seed_nodes if not node.running]:
-            node = exited[0]
-            print(f"{PROG}: error: {node.describe()} exited with status {node.process.returncode}: "
-                  f"{node.error_line() or 'no error message'}; stopping the other seeds", file=sys.stderr)
-            return EXIT_FAILED
-        time.sleep(0.2)
-    status.note(f"{stop_request.name}: stopping {len(seed_nodes)} seeds")
-    return EXIT_PASSED
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 import pytest
 
-import logformat
-from config import SeedSettings
+from gossipnet.config import SeedSettings
+from gossipnet.logs import logformat
+from gossipnet.node.seed import Seed
+from gossipnet.node.transport import NodeServer
 from netharness import Network
-from seed import Seed
-from transport import NodeServer
 
 
 @pytest.fixture

@@ -17,9 +17,9 @@ import dataclasses
 import random
 from dataclasses import dataclass, field
 
-import wire
-from auth import Identity
-from wire import (
+from gossipnet.protocol import wire
+from gossipnet.protocol.auth import Identity
+from gossipnet.protocol.wire import (
     Address,
     DeadNodeReport,
     Error,

@@ -16,11 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import launch
-import logformat
-from launch import NodeProcess as Node
-from runlog import LogTail
-from wire import Address
+from gossipnet.logs import logformat
+from gossipnet.logs.runlog import LogTail
+from gossipnet.protocol.wire import Address
+from gossipnet.run import launch
+from gossipnet.run.launch import NodeProcess as Node
 
 ROOT = launch.ROOT
 
@@ -125,3 +125,10 @@ class Network:
     def close(self) -> None:
         """End every process this harness started: SIGTERM, then SIGKILL if it lingers."""
         launch.stop(self.nodes)
+
+
+def wait_for(condition, what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)  # polling interval, not synchronisation

@@ -12,10 +12,10 @@ import contextlib
 import threading
 import time
 
-import transport
-from auth import Identity
-from transport import Connection, NodeServer
-from wire import (
+from gossipnet.node import transport
+from gossipnet.node.transport import Connection, NodeServer
+from gossipnet.protocol.auth import Identity
+from gossipnet.protocol.wire import (
     Address,
     DeadNodeReport,
     GossipMessage,

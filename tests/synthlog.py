@@ -31,9 +31,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from config import majority
-from logformat import format_fields, format_time
-from wire import Address
+from gossipnet.config import majority
+from gossipnet.logs.logformat import format_fields, format_time
+from gossipnet.protocol.wire import Address
 
 EPOCH = 1_790_000_000.0  # a fixed start, so a scenario always writes the same bytes
 

@@ -1,0 +1,7 @@
+"""``python -m gossipnet.bench``: the benchmark (see cli.py; ``--help`` for its command line)."""
+
+import sys
+
+from gossipnet.bench.cli import main
+
+sys.exit(main())

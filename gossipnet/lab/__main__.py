@@ -1,0 +1,7 @@
+"""``python -m gossipnet.lab``: the fault lab (see cli.py; ``--help`` for its command line)."""
+
+import sys
+
+from gossipnet.lab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,237 @@
+"""The lab's fault scenarios: which faults strike, when, and whom.
+
+A :class:`Scenario` is plain data that every backend of lab.py runs the same
+way.  Faults are written ``KIND:AT[:ARG...]``, AT in seconds after every peer
+of the run is up (has made its first message):
+
+=================================  =================================================================
+``crash:AT:COUNT``                 SIGKILL COUNT peers (COUNT may be a share: ``30%``)
+``hang:AT:DURATION[:COUNT]``       SIGSTOP COUNT peers (default 1); SIGCONT them DURATION s later
+``cut:AT:DURATION[:COUNT]``        set the links of COUNT peers (default 1) down, each cut off alone;
+                                   up again DURATION s later (namespace backend only)
+``seeds-down:AT:COUNT[:DURATION]`` SIGKILL COUNT running seeds; with DURATION, start them again on
+                                   their own addresses DURATION s later
+``join:AT[:COUNT]``                start COUNT new peers (default 1)
+``restart:AT``                     start every dead peer (crashed, or failed to join) again on its own
+                                   address
+=================================  =================================================================
+
+Whom a fault strikes is decided when it strikes, from the overlay at that
+moment (:func:`choose_crash`, :func:`choose_group`): plain functions of the
+adjacency, with the randomness injected.  This module starts nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from gossipnet.config import CONFIRMATIONS
+from gossipnet.protocol.wire import Address
+
+KINDS = ("crash", "hang", "cut", "seeds-down", "join", "restart")
+
+# Sets of seeds tried before choosing at random: enough for any lab's handful of seeds.
+SEED_CHOICES = 5_000
+
+# The arguments each kind takes after AT, and how many of them are required.
+_ARGUMENTS = {"crash": (("COUNT",), 1), "hang": (("DURATION", "COUNT"), 1), "cut": (("DURATION", "COUNT"), 1),
+              "seeds-down": (("COUNT", "DURATION"), 1), "join": (("COUNT",), 0), "restart": ((), 0)}
+
+
+class FaultError(ValueError):
+    """A fault spec or scenario that cannot run.  The message is one line."""
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str
+    at: float  # seconds after every peer is up
+    count: int = 1
+    share: float | None = None  # COUNT given as a share of the peers (crash only)
+    duration: float | None = None  # hang, cut: required; seeds-down: optional (None: they stay down)
+
+    def __str__(self) -> str:
+        count = f"{100 * self.share:g}%" if self.share is not None else str(self.count)
+        parts = {"crash": [count], "hang": [self.duration, count], "cut": [self.duration, count],
+                 "seeds-down": [count] + ([self.duration] if self.duration is not None else []),
+                 "join": [count], "restart": []}[self.kind]
+        return ":".join([self.kind, f"{self.at:g}", *(f"{part:g}" if isinstance(part, float) else str(part)
+                                                      for part in parts)])
+
+
+def parse_fault(text: str) -> Fault:
+    """``crash:5:30%`` -> Fault; FaultError says what is wrong with a bad spec."""
+    kind, *fields = text.strip().split(":")
+    if kind not in KINDS:
+        raise FaultError(f"fault {text!r}: unknown kind {kind!r} (one of {', '.join(KINDS)})")
+    names, required = _ARGUMENTS[kind]
+    usage = "".join([kind, ":AT", *(f":{name}" if i < required else f"[:{name}]" for i, name in enumerate(names))])
+    if not fields or not required <= len(fields) - 1 <= len(names):
+        raise FaultError(f"fault {text!r}: expected {usage}")
+    at = _seconds(fields[0], "AT", text, allow_zero=True)
+    values = dict(zip(names, fields[1:], strict=False))
+    fault = Fault(kind, at)
+    if "DURATION" in values:
+        fault = Fault(kind, at, duration=_seconds(values["DURATION"], "DURATION", text))
+    if "COUNT" in values:
+        raw = values["COUNT"]
+        if raw.endswith("%") and kind == "crash":
+            share = _seconds(raw[:-1], "COUNT", text) / 100
+            if share >= 1:
+                raise FaultError(f"fault {text!r}: a crash must leave some peers alive (share below 100%)")
+            return Fault(kind, at, count=0, share=share, duration=fault.duration)
+        if not raw.isdigit() or int(raw) < 1:
+            raise FaultError(f"fault {text!r}: COUNT must be a whole number >= 1")
+        return Fault(kind, at, count=int(raw), duration=fault.duration)
+    return fault
+
+
+def _seconds(text: str, name: str, spec: str, allow_zero: bool = False) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise FaultError(f"fault {spec!r}: {name} {text!r} is not a number of seconds") from None
+    if not (value >= 0 if allow_zero else value > 0) or math.isinf(value):
+        raise FaultError(f"fault {spec!r}: {name} must be {'>= 0' if allow_zero else '> 0'}")
+    return value
+
+
+@dataclass(frozen=True)
+class Action:
+    """One step of a scenario's timeline: ``verb`` at ``at``, for the fault at ``index``."""
+
+    at: float
+    verb: str  # crash, stop, cont, down, up, seeds-kill, seeds-start, join, restart
+    index: int  # the fault's place in Scenario.faults; an undo acts on the nodes its do chose
+
+    @property
+    def fault_kind(self) -> str:
+        return {"stop": "hang", "cont": "hang", "down": "cut", "up": "cut",
+                "seeds-kill": "seeds-down", "seeds-start": "seeds-down"}.get(self.verb, self.verb)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A run of the lab: how many seeds and peers, their timings, and the faults."""
+
+    seeds: int
+    peers: int
+    faults: tuple[Fault, ...] = ()
+    gossip_interval: float = 5.0
+    gossip_count: int = 10
+    ping_interval: float = 13.0
+    ping_misses: int = 3
+    probe_timeout: float = 3.0
+    rng_seed: int | None = None
+
+    def count(self, fault: Fault) -> int:
+        return max(1, round(fault.share * self.peers)) if fault.share is not None else fault.count
+
+    def timeline(self) -> list[Action]:
+        """Every action, in time order (a fault's undo after its do)."""
+        undo = {"hang": ("stop", "cont"), "cut": ("down", "up"), "seeds-down": ("seeds-kill", "seeds-start")}
+        actions = []
+        for index, fault in enumerate(self.faults):
+            if fault.kind in undo:
+                first, second = undo[fault.kind]
+                actions.append(Action(fault.at, first, index))
+                if fault.duration is not None:
+                    actions.append(Action(fault.at + fault.duration, second, index))
+            else:
+                actions.append(Action(fault.at, fault.kind, index))
+        return sorted(actions, key=lambda action: action.at)
+
+    @property
+    def last_action(self) -> float:
+        return max((action.at for action in self.timeline()), default=0.0)
+
+    @property
+    def detection_time(self) -> float:
+        """Seconds by which a death is reported and removed: misses+1 ping intervals, two probes."""
+        return (self.ping_misses + 1) * self.ping_interval + 2 * self.probe_timeout
+
+    def lasting(self) -> Scenario:
+        """This scenario with enough messages per peer that gossip goes on until the last fault
+        has played out (the last action, then a detection time, then three messages more)."""
+        count = math.ceil((self.last_action + self.detection_time) / self.gossip_interval) + 3
+        return replace(self, gossip_count=max(self.gossip_count, count))
+
+    def check(self, can_cut: bool) -> None:
+        """Raise FaultError when the scenario cannot run as asked."""
+        if self.seeds < 1 or self.peers < 2:
+            raise FaultError("a scenario needs at least 1 seed and 2 peers")
+        down = 0
+        for fault in self.faults:
+            if fault.kind == "cut" and not can_cut:
+                raise FaultError(f"fault {fault}: a cable cut needs the namespace backend (not --loopback)")
+            if fault.kind in ("crash", "hang", "cut") and self.count(fault) >= self.peers:
+                raise FaultError(f"fault {fault}: must leave at least one of the {self.peers} peers untouched")
+            if fault.kind == "seeds-down":
+                down += fault.count
+        if down > self.seeds:
+            raise FaultError(f"the faults take down {down} seeds, but the run has {self.seeds}")
+
+
+# --- Whom a fault strikes ------------------------------------------------------------------
+
+
+def reportable(neighbours: set[Address], survivors: set[Address]) -> bool:
+    """A seed removes a peer once CONFIRMATIONS of its neighbours (all, if fewer) report it."""
+    return len(neighbours & survivors) >= max(1, min(CONFIRMATIONS, len(neighbours)))
+
+
+def choose_crash(adjacency: dict[Address, set[Address]], candidates: Sequence[Address], count: int,
+                 rng: random.Random) -> list[Address]:
+    """The ``count`` best-linked peers whose deaths stay detectable.
+
+    Killing the hubs is the hardest test of the overlay (the survivors are the
+    likeliest to fall apart and need repair), but a victim left without
+    enough live neighbours to report it could never be removed: such a pick
+    is skipped.  Ties are broken at random; when the rule leaves too few,
+    the rest are drawn at random.
+    """
+    order = sorted(candidates, key=lambda peer: (-len(adjacency.get(peer, ())), rng.random()))
+    victims: list[Address] = []
+    for peer in order:
+        if len(victims) == count:
+            break
+        trial = victims + [peer]
+        survivors = set(candidates) - set(trial)
+        if all(reportable(adjacency.get(victim, set()), survivors) for victim in trial):
+            victims = trial
+    rest = [peer for peer in candidates if peer not in victims]
+    return victims + rng.sample(rest, count - len(victims))
+
+
+def choose_group(adjacency: dict[Address, set[Address]], candidates: Sequence[Address], count: int,
+                 rng: random.Random) -> list[Address]:
+    """``count`` peers drawn at random, preferring ones whose silence the others can detect:
+    linked (a peer with no neighbour has nobody to notice it) and reportable by the rest."""
+    pool = list(candidates)
+    rng.shuffle(pool)
+    pool.sort(key=lambda peer: not reportable(adjacency.get(peer, set()), set(candidates) - {peer})
+              or not adjacency.get(peer))
+    return pool[:count]
+
+
+def choose_seeds(registered: dict[Address, set[Address]], running: Sequence[Address], count: int,
+                 rng: random.Random) -> list[Address]:
+    """``count`` running seeds to take down, sparing, when some choice can, every peer at least one
+    running seed it registered with.
+
+    A seed's state (its Peer List and the keys it bound) dies with it: a
+    peer whose every seed is lost is unknown to the network, and its
+    messages cannot be verified by a peer that joins later.  That is a fault
+    of its own; the seed-loss scenarios are about joining, so they avoid it
+    when they can.
+    """
+    choices = list(itertools.islice(itertools.combinations(running, count), SEED_CHOICES))
+    rng.shuffle(choices)
+    for choice in choices:
+        if all(seeds - set(choice) for seeds in registered.values() if seeds):
+            return list(choice)
+    return rng.sample(list(running), count)

@@ -1,0 +1,308 @@
+"""A seed node: keeps the Peer List (PL), hands it out, removes dead peers.
+
+Each peer that registers is added to the PL; the reply to its registration is
+the PL as it stood just before, which is what keeps the overlay connected
+(see topology.py).  Peers report the links they open, so the seed knows each
+peer's degree.  A dead-node report is acted on only when the reporter is a
+known peer (registered here, or a neighbour of the accused by the accused's
+own link reports) and the seed's own liveness check of the accused fails.
+
+Many deaths at once (a crash of a third of the network) leave accused peers
+whose other neighbours are dead too and will never report.  So a seed does
+not wait forever for them: a neighbour that is itself accused here and fails
+the seed's own liveness check no longer counts as one that could report,
+and an accusation is looked at again whenever a removal shrinks the accused's
+neighbours (see :meth:`Seed.reconsider`).  Neither lets a liar remove a live
+peer: the accused must still fail the seed's own check.
+
+Which reports count and what the seed decides is deadnode.py's rule, plain
+code that the simulator runs too.  This module carries its steps out: the
+probes over the network, the table under its lock, the log, the reconsidering
+thread and the announcements to the other seeds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from gossipnet.config import (
+    HANDSHAKE_TIMEOUT,
+    MAX_PENDING_REGISTRATIONS,
+    SEED_IDLE_TIMEOUT,
+    SEED_REPORT_TIMEOUT,
+    ConfigError,
+    SeedSettings,
+    load_seeds,
+)
+from gossipnet.logs import logformat
+from gossipnet.logs.logformat import NodeLog
+from gossipnet.node import transport
+from gossipnet.node.transport import Connection, NodeServer, describe
+from gossipnet.protocol import auth, deadnode
+from gossipnet.protocol.peertable import PeerRecord, PeerTable
+from gossipnet.protocol.wire import (
+    NOT_LISTED,
+    Address,
+    DeadNodeReport,
+    Error,
+    KeysRequest,
+    LinkReport,
+    LivenessReply,
+    LivenessRequest,
+    Message,
+    Ok,
+    PeerListRequest,
+    ProtocolError,
+    Register,
+    RemovalNotice,
+)
+
+
+class Seed:
+    """Serves registrations, peer-list and key requests, link reports, dead-node reports and removal notices."""
+
+    def __init__(self, server: NodeServer, log: NodeLog, settings: SeedSettings, config: str | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.server = server
+        self.address = server.address
+        self.log = log
+        self.settings = settings
+        # The seed list, read when a removal is to be announced (tests write
+        # it after starting seeds on free ports).
+        self.config = config
+        self.clock = clock
+        self.table = PeerTable(lock=threading.Lock())  # handlers run on many threads
+        # Set when a background thread cannot go on; its event stops the node (main).
+        self.failure = transport.NodeFailure(threading.Event())
+        self._registrations = threading.BoundedSemaphore(MAX_PENDING_REGISTRATIONS)
+        # Accused peers to look at again (Seed.reconsider), and the one thread that does.
+        self._to_reconsider: set[Address] = set()
+        self._reconsidering: threading.Thread | None = None
+        self._reconsider_lock = threading.Lock()
+        server.handler = self.handle
+
+    def handle(self, conn: Connection) -> None:
+        """One client connection: any number of request lines, one reply each."""
+        conn.set_timeout(HANDSHAKE_TIMEOUT)
+        while (message := conn.read()) is not None:
+            conn.set_timeout(SEED_IDLE_TIMEOUT)
+            conn.send(self.answer(message))
+
+    def answer(self, message: Message) -> Message:
+        if isinstance(message, Register):
+            return self.on_register(message)
+        if isinstance(message, PeerListRequest):
+            return self.table.peer_list()
+        if isinstance(message, KeysRequest):
+            return self.table.keys(message.peers)
+        if isinstance(message, LinkReport):
+            return self.on_link(message)
+        if isinstance(message, DeadNodeReport):
+            return self.on_dead_node(message)
+        if isinstance(message, RemovalNotice):
+            return self.on_removal_notice(message)
+        if isinstance(message, LivenessRequest):
+            return message.reply(self.address)
+        raise ProtocolError(f"a seed does not serve {message.VERB}")
+
+    # --- Registration ----------------------------------------------------------------
+
+    def on_register(self, message: Register) -> Message:
+        if self.settings.auth and message.key is None:
+            refusal = "this network signs its messages: register with a public key (or run every node with --no-auth)"
+        else:
+            refusal = self.check_key(message) if message.key or self.table.key(message.peer) else None
+        if refusal:
+            self.log.event(logformat.REGISTER_REFUSED, peer=message.peer, reason=refusal)
+            return Error(f"refused: {refusal}")
+        registered = self.table.register(message.peer, message.key)
+        if registered is None:
+            refusal = f"busy: the peer list is full ({self.table.max_peers} peers)"
+            self.log.event(logformat.REGISTER_REFUSED, peer=message.peer, reason=refusal)
+            return Error(f"refused: {refusal}")
+        before, size, new = registered
+        self.log.event(logformat.PEER_REGISTERED, peer=message.peer, returned=len(before.peers),
+                       again="no" if new else "yes", auth="yes" if message.key else "no")
+        if new:
+            self.log.event(logformat.PL_ADDED, peer=message.peer, size=size)
+        return before
+
+    def check_key(self, message: Register) -> str | None:
+        """Bind a key only to an address that proves it holds it; None if the registration may go on.
+
+        A different key for an address whose bound key still answers there
+        is refused: the address is live and someone else is claiming it.
+        """
+        if not self._registrations.acquire(blocking=False):
+            return "busy: too many registrations in progress"
+        try:
+            reply = self.challenge(message.peer)
+        finally:
+            self._registrations.release()
+        bound = self.table.key(message.peer)
+        if bound is not None and bound != message.key and proves(reply, bound):
+            return f"{message.peer} is live with a different key"
+        if message.key is not None and not proves(reply, message.key):
+            return f"{message.peer} did not prove it holds the key"
+        return None
+
+    def challenge(self, peer: Address) -> LivenessReply | None:
+        """Ask ``peer`` for a liveness reply to a fresh request; None if it gives none."""
+        ask, reply = self._ask_liveness(peer)
+        if isinstance(reply, LivenessReply) and reply.replier == peer and reply.timestamp == ask.timestamp:
+            return reply
+        return None
+
+    def _ask_liveness(self, peer: Address) -> tuple[LivenessRequest, Message | None]:
+        """Send ``peer`` a fresh liveness request; the request and the reply (None if none came)."""
+        ask = LivenessRequest(self.address, f"{self.clock():.6f}")
+        try:
+            return ask, transport.request(peer, ask, timeout=self.settings.probe_timeout)
+        except (OSError, ProtocolError):
+            return ask, None
+
+    def on_link(self, message: LinkReport) -> Message:
+        refusal = self.vet(message.reporter, message)
+        if refusal is not None and refusal.reason == deadnode.NOT_REGISTERED:
+            # This seed removed the reporter (or never listed it): the code tells it to register again.
+            return Error.coded(NOT_LISTED, refusal.reason)
+        if refusal is not None:
+            return Error(refusal.reason)
+        if self.table.record_link(message.reporter, message.neighbour):
+            a, b = sorted((message.reporter, message.neighbour))
+            self.log.event(logformat.LINK_RECORDED, a=a, b=b, reporter=message.reporter)
+        return Ok()
+
+    def vet(self, reporter: Address, message: LinkReport | DeadNodeReport) -> deadnode.Reject | None:
+        """Why a report from ``reporter`` cannot be taken as its word (deadnode.vet); None if it can."""
+        listed = self.table.get(reporter) is not None
+        key = self.table.key(reporter) if listed else None
+        return deadnode.vet(listed, key_bound=key is not None, signed=bool(message.signature),
+                            verified=key is not None and auth.verify(key, message.body(), message.signature))
+
+    # --- Dead nodes: deadnode.py decides, the seed probes, removes and tells --------------
+
+    def on_dead_node(self, report: DeadNodeReport) -> Message:
+        decision = self.decide(report)
+        self.log.event(logformat.DEAD_NODE_DECISION, dead=report.dead, reporter=report.reporter,
+                       msg=report.text, decision=decision.decision, reason=decision.reason)
+        return Ok(f"{decision.decision}: {decision.reason}")
+
+    def decide(self, report: DeadNodeReport) -> deadnode.Decision:
+        """Act on one dead-node report (§6.1)."""
+        record = self.table.get(report.dead)
+        refusal = (deadnode.screen(report.reporter, report.dead, listed=record is not None)
+                   or self.vet(report.reporter, report))
+        if refusal is not None:
+            return refusal
+        counted = self.table.count(record, report)
+        if isinstance(counted, deadnode.Reject):
+            return counted
+        return deadnode.carry_out(deadnode.on_report(record.address, counted), record, self)
+
+    # --- What the seed does for the rule (deadnode.Seat) ---------------------------------
+
+    def probe_silent(self, peer: Address) -> bool:
+        return self.server.stopping.is_set() or self.probe(peer)
+
+    def neighbours_of(self, record: PeerRecord) -> deadnode.Neighbours | None:
+        return self.table.neighbours(record)
+
+    def void_reports(self, record: PeerRecord) -> None:
+        self.table.cleared(record)
+
+    def reconsider_later(self, accused: list[Address]) -> None:
+        """Look at these accusations again, on the seed's one reconsidering thread."""
+        with self._reconsider_lock:
+            self._to_reconsider.update(accused)
+            if self._reconsidering is None:
+                self._reconsidering = threading.Thread(
+                    target=transport.run_loop, args=("reconsider", self._reconsider_loop, self.log, self.failure),
+                    name="reconsider", daemon=True)
+                self._reconsidering.start()
+
+    def _reconsider_loop(self) -> None:
+        while True:
+            with self._reconsider_lock:
+                if not self._to_reconsider or self.server.stopping.is_set():
+                    self._reconsidering = None
+                    return
+                accused = min(self._to_reconsider)
+                self._to_reconsider.discard(accused)
+            self.reconsider(accused)
+
+    def reconsider(self, accused: Address) -> None:
+        """Decide again about a peer already reported, without a new report (deadnode.reconsider).
+
+        A decision is logged with the last report that counted.
+        """
+        record = self.table.get(accused)
+        if record is None or record.last_report is None:
+            return
+        neighbours = self.table.neighbours(record)
+        if neighbours is None:
+            return
+        decision = deadnode.carry_out(deadnode.reconsider(accused, neighbours), record, self)
+        if decision is not None:
+            report = record.last_report
+            self.log.event(logformat.DEAD_NODE_DECISION, dead=report.dead, reporter=report.reporter,
+                           msg=report.text, decision=decision.decision, reason=decision.reason)
+
+    def on_removal_notice(self, notice: RemovalNotice) -> Message:
+        """Another seed removed a peer: check it here before following (§6.2)."""
+        record = self.table.get(notice.dead)
+        check = deadnode.on_notice(notice.seed, notice.dead, notice.seed in self.seed_list(), listed=record is not None)
+        decision = deadnode.carry_out(check, record, self)
+        self.log.event(logformat.REMOVAL_NOTICE, seed=notice.seed, dead=notice.dead, decision=decision.decision,
+                       reason=decision.reason)
+        return Ok(f"{decision.decision}: {decision.reason}")
+
+    def remove(self, record: PeerRecord, reason: str, announce: bool = True) -> bool:
+        removed = self.table.remove(record)
+        if removed is None:
+            return False
+        size, accused = removed
+        self.log.event(logformat.PL_REMOVED, peer=record.address, size=size, reason=reason)
+        if announce:
+            self.announce_later(record.address)
+        if accused:  # they lost a neighbour that could have reported them
+            self.reconsider_later(accused)
+        return True
+
+    def announce_later(self, dead: Address) -> None:
+        """Announce a removal on a thread of its own, off the reply path (a simulator schedules it instead)."""
+        threading.Thread(target=transport.run_loop, args=("announce", lambda: self.announce(dead), self.log,
+                                                          self.failure), name="announce", daemon=True).start()
+
+    def announce(self, dead: Address) -> None:
+        """Tell every other seed of the config about a removal."""
+        for seed in self.seed_list():
+            if seed == self.address or self.server.stopping.is_set():
+                continue
+            try:
+                reply = transport.request(seed, RemovalNotice(self.address, dead), timeout=SEED_REPORT_TIMEOUT)
+            except (OSError, ProtocolError) as exc:
+                reply = Error(describe(exc))
+            if isinstance(reply, Error):
+                self.log.event(logformat.SEED_ERROR, seed=seed, request=RemovalNotice.VERB, reason=reply.reason)
+
+    def seed_list(self) -> list[Address]:
+        if self.config is None:
+            return []
+        try:
+            return load_seeds(self.config)
+        except ConfigError:
+            return []
+
+    def probe(self, peer: Address) -> bool:
+        """The seed's own liveness check: does ``peer`` answer a liveness request?"""
+        _, reply = self._ask_liveness(peer)
+        # ERROR (busy: too many connections) still means something answers there.
+        return isinstance(reply, Error) or (isinstance(reply, LivenessReply) and reply.replier == peer)
+
+
+def proves(reply: LivenessReply | None, key: str) -> bool:
+    """``reply`` is signed by the holder of ``key``."""
+    return reply is not None and auth.verify(key, reply.body(), reply.signature)

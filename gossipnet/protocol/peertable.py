@@ -1,0 +1,174 @@
+"""A seed's Peer List (PL), the links its peers reported, and the keys bound to their addresses.
+
+Plain data with no I/O, shared by the real seed (gossipnet.node.seed) and the
+simulator's seeds (gossipnet.sim.network).  What a report about a dead peer
+means is deadnode.py's rule; this table only holds the facts it reads
+(:meth:`PeerTable.neighbours`) and counts a report (:meth:`PeerTable.count`).
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+
+from gossipnet.config import MAX_LINKS_PER_PEER, MAX_PEERS
+from gossipnet.protocol import deadnode
+from gossipnet.protocol.wire import KEY_HISTORY, Address, DeadNodeReport, Keys, PeerList, ProtocolError
+
+
+@dataclass
+class PeerRecord:
+    """What a seed knows of one registered peer."""
+
+    address: Address
+    # Bumped on every (re-)registration, so a decision taken about an earlier
+    # incarnation of an address never removes a later one.
+    incarnation: int
+    # Reporters whose dead-node report about this incarnation counted.
+    reports: set[Address] = field(default_factory=set)
+    # The last report that counted: a decision taken later, without a new
+    # report (Seed.reconsider), is logged with it.
+    last_report: DeadNodeReport | None = None
+
+
+class PeerTable:
+    """The PL, the links peers reported, and the keys bound to addresses.  No I/O.
+
+    ``lock`` guards every method: a real seed, whose handlers run on many
+    threads, passes a ``threading.Lock``; the simulator, on one thread, needs none.
+    """
+
+    def __init__(self, max_peers: int = MAX_PEERS, max_links: int = MAX_LINKS_PER_PEER,
+                 lock: AbstractContextManager | None = None) -> None:
+        # Bounds of a real seed's memory (config.py); a simulator lifts them.
+        self.max_peers = max_peers
+        self.max_links = max_links
+        self._lock = lock if lock is not None else nullcontext()
+        self._peers: dict[Address, PeerRecord] = {}
+        # Links as an adjacency map (both directions), for degrees.
+        self._links: dict[Address, set[Address]] = {}
+        # The links each registered peer reported itself: its neighbours in
+        # its own (signed) words, which decide who may report it dead.
+        self._claims: dict[Address, set[Address]] = {}
+        # Public keys bound to each address, oldest first, the last current.
+        # Kept after a removal and across restarts (up to KEY_HISTORY), so
+        # messages signed by an earlier incarnation still verify.
+        self._keys: dict[Address, list[str]] = {}
+        self._incarnations = 0
+
+    def register(self, peer: Address, key: str | None) -> tuple[PeerList, int, bool] | None:
+        """Add ``peer``; return the PL as it was before, the PL's new size, and whether the peer is new.
+
+        None, and nothing changes, when the PL is full and ``peer`` is not in it.
+        """
+        with self._lock:
+            known = peer in self._peers
+            if not known and len(self._peers) >= self.max_peers:
+                return None
+            before = self._snapshot(exclude=peer)
+            if known:
+                self._drop_links(peer)  # a restarted peer starts with no links
+            self._incarnations += 1
+            self._peers[peer] = PeerRecord(peer, self._incarnations)
+            history = self._keys.setdefault(peer, []) if key is not None else []
+            if key is not None and key not in history[-1:]:
+                history.append(key)
+                del history[:-KEY_HISTORY]
+            return before, len(self._peers), not known
+
+    def peer_list(self) -> PeerList:
+        with self._lock:
+            return self._snapshot()
+
+    def key(self, peer: Address) -> str | None:
+        """The key currently bound to ``peer``."""
+        with self._lock:
+            history = self._keys.get(peer)
+            return history[-1] if history else None
+
+    def keys(self, peers: tuple[Address, ...]) -> Keys:
+        """Every key bound to each of ``peers``, current one last."""
+        with self._lock:
+            return Keys(tuple((peer, key) for peer in dict.fromkeys(peers) for key in self._keys.get(peer, ())))
+
+    def record_link(self, reporter: Address, neighbour: Address) -> bool:
+        """Store the link ``reporter`` (registered here) says it opened; True if the link is new."""
+        with self._lock:
+            claims = self._claims.setdefault(reporter, set())
+            if neighbour not in claims and len(claims) >= self.max_links:
+                raise ProtocolError(f"more than {self.max_links} links reported by {reporter}")
+            claims.add(neighbour)
+            if neighbour in self._links.get(reporter, ()):
+                return False
+            self._links.setdefault(reporter, set()).add(neighbour)
+            self._links.setdefault(neighbour, set()).add(reporter)
+            return True
+
+    def get(self, peer: Address) -> PeerRecord | None:
+        with self._lock:
+            return self._peers.get(peer)
+
+    def count(self, record: PeerRecord, report: DeadNodeReport) -> deadnode.Reject | deadnode.Neighbours:
+        """Count ``report`` against the accused of ``record`` (deadnode.count, under the lock).
+
+        Returns the accused's neighbours once the report counted, or why it does not.
+        """
+        with self._lock:
+            current = self._peers.get(record.address) is record
+            counted = deadnode.count(report.reporter, self._neighbours(record) if current else None,
+                                     reporter_listed=report.reporter in self._peers)
+            if isinstance(counted, deadnode.Neighbours):
+                record.reports = set(counted.reported)  # reporters removed since no longer count
+                record.last_report = report
+            return counted
+
+    def neighbours(self, record: PeerRecord) -> deadnode.Neighbours | None:
+        """The accused of ``record``'s neighbours now; None if ``record`` is no longer its current incarnation."""
+        with self._lock:
+            if self._peers.get(record.address) is not record:
+                return None
+            neighbours = self._neighbours(record)
+            record.reports = set(neighbours.reported)
+            return neighbours
+
+    def _neighbours(self, record: PeerRecord) -> deadnode.Neighbours:
+        eligible = frozenset(self._claims.get(record.address, set()) & self._peers.keys())
+        reported = frozenset(record.reports & eligible)
+        accused = frozenset(peer for peer in eligible - reported if self._peers[peer].reports)
+        return deadnode.Neighbours(eligible, reported, accused)
+
+    def cleared(self, record: PeerRecord) -> None:
+        """The accused answered: earlier reports about it are void."""
+        with self._lock:
+            record.reports.clear()
+
+    def remove(self, record: PeerRecord) -> tuple[int, list[Address]] | None:
+        """Remove the peer if ``record`` is still its current incarnation.
+
+        Returns the new PL size and the peers under accusation here that
+        counted the removed one among their neighbours (their tally changed).
+        """
+        with self._lock:
+            if self._peers.get(record.address) is not record:
+                return None
+            del self._peers[record.address]
+            touched = self._drop_links(record.address)
+            accused = [peer for peer in touched if peer in self._peers and self._peers[peer].reports]
+            return len(self._peers), accused
+
+    def _drop_links(self, peer: Address) -> list[Address]:
+        """Forget ``peer``'s links and claims; the peers whose claims named it."""
+        self._claims.pop(peer, None)
+        touched = []
+        for other in self._links.pop(peer, ()):
+            self._links.get(other, set()).discard(peer)
+            claims = self._claims.get(other, set())
+            if peer in claims:
+                claims.discard(peer)
+                touched.append(other)
+        return touched
+
+    def _snapshot(self, exclude: Address | None = None) -> PeerList:
+        listed = [address for address in sorted(self._peers) if address != exclude]
+        return PeerList(tuple((address, len(self._links.get(address, ()))) for address in listed),
+                        {address: self._keys[address][-1] for address in listed if self._keys.get(address)})

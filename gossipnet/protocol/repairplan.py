@@ -1,0 +1,189 @@
+"""One repair round as a plan: whom to dial next, and whether the round fell short.
+
+Pure: no socket, thread or clock.  The caller performs each dial and feeds
+its outcome back (LINKED, REFUSED or UNREACHABLE); the real peer
+(repairing.Repairing._repair) dials over TCP, the simulator
+(simnet.Network.repair) asks its model of the network, and the unit tests
+answer by hand, all through the same :class:`RepairRound`.
+
+The rules a round follows are topology.py's (Repair section):
+``anchor_candidates``, ``next_neighbours`` and ``repair_short``.  What this
+module adds is their order within a round, what each dial's outcome means to
+the rest of it, and the dial budget (config.REPAIR_DIALS).
+
+Not here: fetching the seeds' lists and registering again (repairing.py), the
+pace of rounds (topology.RepairSchedule), the dial itself (linking.py).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from typing import Generic, TypeVar
+
+from gossipnet.config import REPAIR_DIALS
+from gossipnet.protocol import topology
+
+Node = TypeVar("Node", bound=Hashable)
+
+# How a dial ended (linking.Linking._link_to, or a simulator's model).  REFUSED:
+# something answered and declined (an ERROR, or a close without a word): alive,
+# but not to be linked to now.  UNREACHABLE: no connection, or no answer in
+# time: dead, hung or cut off.
+LINKED, REFUSED, UNREACHABLE = "linked", "refused", "unreachable"
+DIAL_OUTCOMES = (LINKED, REFUSED, UNREACHABLE)
+
+
+class RepairRound(Generic[Node]):
+    """One repair round of peer ``own``: the anchor, then cover and fill, within a budget of dials.
+
+    Drive it like this; ``dial`` is the caller's, and the round never waits::
+
+        plan = RepairRound(own, lists, links, target, model, rng)
+        while dials := plan.next_dials():
+            for peer in dials:
+                plan.dialled(peer, dial(peer))
+        plan.complete, plan.anchor, plan.opened
+
+    ``lists`` are the seeds' current lists (peer -> listed degree); ``own``
+    may be in them (a simulator's are), but is never dialled nor counted.
+    ``links`` are the peer's working links; a caller whose links change under
+    it (other peers dial in) passes them again to each :meth:`next_dials`,
+    else the round keeps them itself from the outcomes.  ``cover`` are the
+    peer's join lists (the members of each seed's reply to its latest
+    registration), taken with the degrees ``union`` gives and without the
+    peers it no longer lists.  ``unreachable`` are peers known unreachable
+    before the round starts (links whose connection closed, which the
+    liveness rule still decides).  ``too_few_seeds``: fewer than a majority
+    of the seeds answered, so the round falls short whatever it does.
+
+    ``union`` is the union of the lists (peer -> degree), by default built
+    here with each peer's largest listed degree.  A simulator passes its
+    running :class:`degreepool.DegreePool` of every listed peer instead, with
+    ``unlisted``: the peers the pool holds that none of ``lists`` does (some
+    seeds removed them, and these no longer list them).  Those are never
+    dialled and are no cause to fall short.  With pools, a round costs
+    O(log N) per anchor candidate and per pick, never a pass over the lists.
+    """
+
+    def __init__(
+        self,
+        own: Node,
+        lists: Sequence[Mapping[Node, int]],
+        links: Iterable[Node],
+        target: int,
+        model: str,
+        rng: random.Random,
+        *,
+        cover: Iterable[Iterable[Node]] = (),
+        unreachable: Iterable[Node] = (),
+        too_few_seeds: bool = False,
+        union: Mapping[Node, int] | None = None,
+        unlisted: Iterable[Node] = (),
+        dials: int = REPAIR_DIALS,
+    ) -> None:
+        self.own, self.target, self.model, self.rng = own, target, model, rng
+        self.links: set[Node] = set(links)
+        self.unreachable: set[Node] = set(unreachable)
+        self.refused: set[Node] = set()
+        self.unlisted: set[Node] = set(unlisted)
+        self.dials = dials  # left in this round's budget
+        self.opened: list[Node] = []  # peers this round linked to, in order
+        self.anchor: Node = own  # until a smaller listed peer links
+        self.short = too_few_seeds  # something fell short so far; final once the round is done
+        self.done = False
+        self._union = union  # as the caller gave it: next_neighbours builds its own from dicts
+        if union is None:
+            union = {}
+            for peer_list in lists:
+                for peer, degree in peer_list.items():
+                    union[peer] = max(degree, union.get(peer, 0))
+        cover_lists = [{peer: union[peer] for peer in members if peer in union and peer not in self.unlisted}
+                       for members in cover]
+        self.seed_lists: list[Mapping[Node, int]] = [*cover_lists, *lists]
+        self._candidates = topology.anchor_candidates(union, own)  # lazily: a walk that stops early
+        self._anchoring = True
+        self._pending: set[Node] = set()  # dials handed out, outcomes not yet fed back
+        self._trying: Node | None = None  # the anchor candidate being dialled
+
+    @property
+    def complete(self) -> bool:
+        """The round is over and nothing fell short."""
+        return self.done and not self.short
+
+    def next_dials(self, links: Iterable[Node] | None = None) -> list[Node]:
+        """The peers to dial next, in order; empty when the round is over (see :attr:`complete`).
+
+        ``links``: the working links now, when they may have changed besides
+        this round's dials.  Every dial handed out must be fed back through
+        :meth:`dialled` before this is called again.
+        """
+        if self._pending:
+            raise RuntimeError(f"dials without an outcome yet: {sorted(map(repr, self._pending))}")
+        if self.done:
+            return []
+        if links is not None:
+            self.links = set(links)
+        if self._anchoring:
+            candidate = self._next_anchor_candidate()
+            if candidate is not None:
+                return self._hand_out([candidate])
+        if self.dials:
+            picks = topology.next_neighbours(self.seed_lists, self.model, self.target, self.rng,
+                                             linked=self.links,
+                                             unreachable={self.own} | self.unlisted | self.unreachable | self.refused,
+                                             union=self._union)
+            if picks:
+                return self._hand_out(picks[:self.dials])
+        self.done = True
+        # The unlisted are in no list: only ``own`` may be in one and not count.
+        self.short = self.short or topology.repair_short(self.seed_lists, self.target, self.links,
+                                                         self.refused | {self.own})
+        return []
+
+    def dialled(self, peer: Node, outcome: str) -> None:
+        """The outcome of a dial :meth:`next_dials` handed out: LINKED, REFUSED or UNREACHABLE."""
+        if outcome not in DIAL_OUTCOMES:
+            raise ValueError(f"unknown dial outcome {outcome!r}; one of {DIAL_OUTCOMES}")
+        if peer not in self._pending:
+            raise ValueError(f"{peer!r} was not handed out to dial")
+        self._pending.discard(peer)
+        self.dials -= 1
+        if outcome == LINKED:
+            self.links.add(peer)
+            self.opened.append(peer)
+        else:
+            (self.unreachable if outcome == UNREACHABLE else self.refused).add(peer)
+        if peer == self._trying:
+            self._trying = None
+            if outcome == LINKED:
+                self.anchor, self._anchoring = peer, False
+            elif outcome == UNREACHABLE:
+                # A smaller peer that cannot be reached yet may be alive (hung, or across a
+                # partition): the anchor is not settled.  One that refused is skipped by all.
+                self.short = True
+
+    def _next_anchor_candidate(self) -> Node | None:
+        """The next listed peer below ``own`` to dial as the anchor; None once the anchor is settled or left."""
+        for candidate in self._candidates:
+            if candidate in self.unlisted:
+                continue
+            if candidate in self.links:
+                self.anchor, self._anchoring = candidate, False
+                return None
+            if candidate in self.unreachable:
+                self.short = True  # as one that does not answer now
+                continue
+            if candidate in self.refused:
+                continue
+            if not self.dials:
+                self.short = True  # the anchor is not settled
+                break
+            self._trying = candidate
+            return candidate
+        self._anchoring = False  # none smaller links: ``own`` is its own anchor
+        return None
+
+    def _hand_out(self, peers: list[Node]) -> list[Node]:
+        self._pending.update(peers)
+        return peers

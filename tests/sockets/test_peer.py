@@ -1,0 +1,251 @@
+"""A peer in this process on a free port, driven by hand-made neighbours over real sockets."""
+
+from __future__ import annotations
+
+import random
+import socket
+from dataclasses import replace
+
+import pytest
+
+from gossipnet.config import PeerSettings
+from gossipnet.logs import logformat
+from gossipnet.node import keywait
+from gossipnet.node.framing import LineReader
+from gossipnet.node.peer import Peer
+from gossipnet.node.transport import NodeServer
+from gossipnet.protocol.auth import Identity, verify
+from gossipnet.protocol.wire import (
+    NOT_LISTED,
+    Address,
+    Error,
+    GossipMessage,
+    Hello,
+    LinkReport,
+    LivenessRequest,
+    encode,
+)
+from netharness import wait_for
+
+X = Address("127.0.0.1", 9101)
+Y = Address("127.0.0.1", 9102)
+ORIGIN = Address("127.0.0.1", 9200)
+ORIGIN_ID, X_ID, Y_ID = Identity(), Identity(), Identity()
+
+
+def _serve(tmp_path, settings: PeerSettings):
+    server = NodeServer("127.0.0.1", 0, handler=lambda conn: None)
+    log = logformat.NodeLog("peer", server.address, tmp_path / "log.txt", console=False)
+    server.log = log
+    node = Peer(server, log, seeds=[], settings=settings, rng=random.Random(1))
+    server.start()  # serve links without joining: no seeds are needed for these tests
+    try:
+        yield node
+    finally:
+        node.stop()
+        log.close()
+
+
+@pytest.fixture
+def peer(tmp_path):
+    """A peer speaking the report's plain format (--no-auth)."""
+    yield from _serve(tmp_path, PeerSettings(auth=False))
+
+
+@pytest.fixture
+def signed_peer(tmp_path):
+    """A peer with authentication on that already knows the keys of ORIGIN, X and Y."""
+    for node in _serve(tmp_path, PeerSettings()):
+        node.key_wait.learn([(ORIGIN, ORIGIN_ID.key), (X, X_ID.key), (Y, Y_ID.key)])
+        node._start(node._key_lookup_loop, "key lookup")
+        yield node
+
+
+class Neighbour:
+    """A hand-driven neighbour: one socket that greets the peer as ``address``."""
+
+    def __init__(self, peer: Peer, address: Address):
+        self.sock = socket.create_connection((peer.address.ip, peer.address.port), timeout=10)
+        self.reader = LineReader(self.sock)
+        self.sock.sendall(encode(Hello(address)))
+
+    def read(self):
+        return self.reader.read_message()
+
+    def send(self, message) -> None:
+        self.sock.sendall(encode(message))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def message(origin: Address, number: int) -> GossipMessage:
+    return GossipMessage(origin, f"1700000000.{number}", number)
+
+
+def test_new_link_gets_hello_then_the_whole_message_list(peer):
+    own = [message(peer.address, n) for n in (1, 2)]
+    for m in own:
+        peer.on_gossip(m, None)
+    x = Neighbour(peer, X)
+    assert x.read() == Hello(peer.address)
+    assert [x.read(), x.read()] == own
+
+
+def test_message_is_forwarded_once_to_everyone_but_its_sender(peer):
+    x, y = Neighbour(peer, X), Neighbour(peer, Y)
+    assert x.read() == Hello(peer.address) and y.read() == Hello(peer.address)
+    wait_for(lambda: peer.link_table.neighbours() == {X, Y}, "both links")
+    m = message(Address("127.0.0.1", 9200), 1)
+    x.send(m)
+    x.send(m)  # a duplicate from the same neighbour is dropped
+    assert y.read() == m
+    # X gets nothing back: the next line it sees answers its liveness request.
+    x.send(LivenessRequest(X, "1.5"))
+    assert x.read() == LivenessRequest(X, "1.5").reply(peer.address)
+    y.send(m)  # and a copy arriving from Y is not sent on again
+    y.send(LivenessRequest(Y, "2.5"))
+    assert y.read() == LivenessRequest(Y, "2.5").reply(peer.address)
+    assert len(peer.message_list) == 1
+
+
+def test_second_link_from_a_live_neighbour_is_refused(peer):
+    first = Neighbour(peer, X)
+    assert first.read() == Hello(peer.address)
+    wait_for(lambda: X in peer.link_table.neighbours(), "the first link")
+    second = Neighbour(peer, X)
+    assert second.read() == Error("already linked")
+    assert peer.link_table.get(X).conn.closed is False
+
+
+def test_a_neighbour_that_comes_back_replaces_its_stale_link(peer):
+    first = Neighbour(peer, X)
+    assert first.read() == Hello(peer.address)
+    wait_for(lambda: X in peer.link_table.neighbours(), "the first link")
+    stale = peer.link_table.get(X)
+    first.close()  # it died: the link stays until the liveness rule decides
+    wait_for(lambda: stale.conn.closed, "the peer to see the close")
+    again = Neighbour(peer, X)
+    assert again.read() == Hello(peer.address)
+    wait_for(lambda: peer.link_table.get(X) is not stale, "the new link to replace the stale one")
+    # The stale link's verdict no longer applies to the neighbour that came back.
+    peer.report_dead(stale)
+    assert X in peer.link_table.neighbours()
+    assert not any(e.event == logformat.DEAD_NODE_REPORTED for e in _events(peer))
+
+
+def test_garbage_on_a_link_gets_error_and_cuts_the_link_without_a_report(peer):
+    x = Neighbour(peer, X)
+    assert x.read() == Hello(peer.address)
+    wait_for(lambda: X in peer.link_table.neighbours(), "the link")
+    x.sock.sendall(b"NONSENSE here\n")
+    reply = x.read()
+    assert isinstance(reply, Error) and "unknown verb" in reply.reason
+    assert x.read() is None  # then closed
+    wait_for(lambda: X not in peer.link_table.neighbours(), "the link to be dropped")
+    names = [e.event for e in _events(peer)]
+    assert logformat.BAD_INPUT in names and logformat.DEAD_NODE_REPORTED not in names
+
+
+def _events(peer: Peer):
+    return logformat.parse_log(peer.log.path).events
+
+
+# --- With authentication on -------------------------------------------------------
+
+
+def linked(peer: Peer, *addresses: Address) -> list[Neighbour]:
+    neighbours = [Neighbour(peer, address) for address in addresses]
+    for neighbour in neighbours:
+        assert neighbour.read() == Hello(peer.address)
+    wait_for(lambda: peer.link_table.neighbours() == set(addresses), "the links")
+    return neighbours
+
+
+def test_a_signed_message_is_accepted_and_forwarded_with_its_signature(signed_peer):
+    x, y = linked(signed_peer, X, Y)
+    m = message(ORIGIN, 1).signed(ORIGIN_ID)
+    x.send(m)
+    got = y.read()
+    assert got == m and got.signature == m.signature
+    assert m in signed_peer.message_list
+
+
+@pytest.mark.parametrize("forge", [
+    lambda m: replace(m, signature=None),  # unsigned
+    lambda m: m.signed(X_ID),  # signed by the neighbour, not by the origin
+    lambda m: replace(m, number=2),  # altered in transit, signature kept
+    lambda m: replace(m, timestamp="1700000009.5"),
+], ids=["unsigned", "wrong-signer", "altered-number", "altered-timestamp"])
+def test_a_forged_message_is_dropped_logged_and_its_sender_cut_off(signed_peer, forge):
+    x, y = linked(signed_peer, X, Y)
+    real = message(ORIGIN, 1).signed(ORIGIN_ID)
+    fake = forge(real)
+    x.send(fake)
+    wait_for(lambda: X not in signed_peer.link_table.neighbours(), "the forger's link to be cut")
+    assert x.read() is None  # closed
+    assert len(signed_peer.message_list) == 0
+    # The forgery did not take the real message's identity: it still gets through.
+    y.send(real)
+    wait_for(lambda: real in signed_peer.message_list, "the real message")
+    rejected = [e for e in _events(signed_peer) if e.event == logformat.GOSSIP_REJECTED]
+    assert len(rejected) == 1 and rejected[0].fields["from"] == str(X)
+    assert rejected[0].fields["reason"] in ("bad signature", "unsigned")
+    assert not any(e.event == logformat.DEAD_NODE_REPORTED for e in _events(signed_peer))
+
+
+def test_liveness_replies_are_signed(signed_peer):
+    (x,) = linked(signed_peer, X)
+    x.send(LivenessRequest(X, "1.5"))
+    reply = x.read()
+    assert reply == LivenessRequest(X, "1.5").reply(signed_peer.address)
+    assert verify(signed_peer.identity.key, reply.body(), reply.signature)
+
+
+def test_a_message_from_an_origin_no_seed_knows_is_dropped(signed_peer):
+    (x,) = linked(signed_peer, X)
+    stranger = Identity()
+    m = message(Address("127.0.0.1", 9300), 1).signed(stranger)
+    x.send(m)
+    wait_for(lambda: any(e.event == logformat.GOSSIP_REJECTED for e in _events(signed_peer)),
+             "the message to be dropped")
+    assert m not in signed_peer.message_list
+    assert X in signed_peer.link_table.neighbours()  # an origin without a key is not the neighbour's fault
+
+
+def test_a_neighbour_with_too_many_messages_waiting_for_keys_is_cut_off(signed_peer, monkeypatch):
+    monkeypatch.setattr(keywait, "MAX_UNVERIFIED_PER_NEIGHBOUR", 3)
+    # With no seeds to ask, a key lookup takes its full backoff (seconds): messages pile up.
+    x, y = linked(signed_peer, X, Y)
+    strangers = [message(Address("127.0.0.1", 9400 + n), 1).signed(Identity()) for n in range(10)]
+    for m in strangers:
+        x.send(m)
+    wait_for(lambda: X not in signed_peer.link_table.neighbours(), "the flooding neighbour to be cut")
+    assert Y in signed_peer.link_table.neighbours()  # the others keep their links
+
+
+def test_a_seed_that_no_longer_lists_the_peer_is_told_by_its_error_code(peer):
+    # A stand-in seed: it refuses the LINK report about X with the not-listed code
+    # (it removed the peer), and the one about Y with an error that has no code.
+    refusals = {X: Error.coded(NOT_LISTED, "reporter is not a registered live peer here"),
+                Y: Error("unsigned, but the reporter has a key")}
+
+    def answer(conn):
+        while isinstance(report := conn.read(), LinkReport):
+            conn.send(refusals[report.neighbour])
+
+    seed = NodeServer("127.0.0.1", 0, handler=answer)
+    seed.start()
+    try:
+        peer.seeds = [seed.address]
+        peer._start(peer._seed_report_loop, "seed reports")
+        for neighbour in (Y, X):
+            peer._to_seeds.put(("all", LinkReport(peer.address, neighbour)))
+        wait_for(lambda: peer._repair_wanted.is_set(), "the peer to ask for a repair round")
+        # Only the coded refusal asks for one; both are logged with the seed's whole reason.
+        assert peer._repair_reasons == [f"seed {seed.address} no longer lists this peer"]
+        errors = [e.fields["reason"] for e in logformat.parse_log(peer.log.path).events
+                  if e.event == logformat.SEED_ERROR]
+        assert errors == [refusals[Y].reason, refusals[X].reason]
+    finally:
+        seed.stop()
