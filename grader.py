@@ -11,7 +11,7 @@ FAIL; under a failure, the nodes and log lines that break it (the first
 when one fails, 2 for a usage error (a missing file, a setting that can be
 neither inferred from the peers' STARTED lines nor read from a flag).
 
-The checks are grading.py's; this module owns the command line and the
+The checks are grading/rules.py's; this module owns the command line and the
 report (text or JSON).
 """
 

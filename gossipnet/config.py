@@ -109,7 +109,7 @@ KEY_LOOKUP_BACKOFF = 0.5
 REGISTER_ATTEMPTS = 4
 REGISTER_BACKOFF = 0.5
 
-# Overlay repair (repairing.py, repairplan.py, topology.RepairSchedule).  Dials
+# Overlay repair (peerrepair.py, repairplan.py, topology.RepairSchedule).  Dials
 # one repair round may make: refused connects cost little, but a hung or
 # cut-off peer holds a dial for up to two CONNECT_TIMEOUTs, so a round stays
 # under a minute even when every candidate is silent.  A round that falls

@@ -3,7 +3,7 @@
     python bench.py [--quick] [--json PATH] [--only NAME,...] [--sizes N,...] [--keep DIR]
 
 Seeds and peers run as separate processes on 127.0.0.1 with real sockets
-(benchnet.py).  Each section measures one figure and, in the same run, the
+(bench/network.py).  Each section measures one figure and, in the same run, the
 limit it is judged against:
 
 - ``floor``: one newline-framed line between two Python processes (RTT/2);
@@ -12,7 +12,7 @@ limit it is judged against:
 - ``cost``: copies sent per message, beside |E| and N-1 (from the
   dissemination runs);
 - ``throughput``: first receipts per second with every peer gossiping flat
-  out, beside minimal relays (benchrelay.py) on the same overlay;
+  out, beside minimal relays (bench/relay.py) on the same overlay;
 - ``auth``: the same throughput without signatures;
 - ``scale``: the largest network that runs on the report's timings, and the
   peers' peak memory;
@@ -23,8 +23,8 @@ A section that fails is reported as an error and the others still run; every
 process started is stopped by PID whatever happens.  The table goes to
 stdout, the same figures as JSON to ``--json``; progress goes to stderr.
 
-The sections live in benchspread.py (1-3), benchload.py (4, 5, 7) and
-benchdetect.py (6); benchreport.py words the table.  This module chooses
+The sections live in bench/spread.py (1-3), bench/load.py (4, 5, 7) and
+bench/detect.py (6); bench/report.py words the table.  This module chooses
 what runs, at what size, and keeps going when one section fails.
 """
 

@@ -11,9 +11,9 @@ COLUMNS = ("#", "Figure", "Setting", "Result", "Limit (same run)", "Ratio", "Goa
 
 NOTES = """\
 Notes. *floor*: median RTT/2 of ping-pongs of one gossip-sized line between this process and a bare
-Python echo process (benchrelay.py), no protocol work. *Dissemination*: creation (the origin's
+Python echo process (bench/relay.py), no protocol work. *Dissemination*: creation (the origin's
 GOSSIP_GENERATED line) to the last live peer's first receipt (runlog.dissemination_times); peers start
-gossiping only once all have joined, each message in its own slot (benchpeer.py delays the first message,
+gossiping only once all have joined, each message in its own slot (bench/peer.py delays the first message,
 nothing else). Times are of each origin's later messages: its first also waits, at peers that joined
 before it and are not its neighbours, for the seeds to tell its key. The floor of a message is its origin's
 eccentricity in the overlay times the one-hop floor; the CPU floor is the CPU time all nodes spent per

@@ -8,7 +8,7 @@ Each node runs in its own Linux network namespace, joined by a bridge
 The lab writes the matching config.txt, starts the seeds and the peers
 through launch.py, plays the scenario's faults (faults.py) once every peer is
 up, follows the log (runlog.LogTail), and stops when every check of
-labverdict.py holds, or when the log has been quiet for a detection time
+lab/verdict.py holds, or when the log has been quiet for a detection time
 after the last fault, or at the timeout.  Whatever happens (a failure,
 Ctrl-C, SIGTERM), every process it started is stopped by PID and every
 namespace and link it made is removed.  Exit status: 0 every check holds, 1

@@ -2,8 +2,8 @@
 
 :class:`Lab` is the engine of lab.py (which adds the command line and the
 report) and of tests/test_faults.py.  Nodes start and stop through
-launch.py; where they run is the backend's business (labnet.py); whom a
-fault strikes is faults.py's; what the run amounts to is labverdict.py's.
+launch.py; where they run is the backend's business (lab/net.py); whom a
+fault strikes is faults.py's; what the run amounts to is lab/verdict.py's.
 The run stops when every check holds, when the log has been quiet for a
 detection time after the last fault, or at the timeout.  :meth:`Lab.run`
 always ends with :meth:`Lab.teardown`: every process the lab started is

@@ -64,7 +64,7 @@ DEAD_NODE_DECISION = "DEAD_NODE_DECISION"  # dead=, reporter=, msg=, decision=, 
 REGISTER_REFUSED = "REGISTER_REFUSED"  # seed: peer=, reason=
 REMOVAL_NOTICE = "REMOVAL_NOTICE"  # seed: seed=, dead=, decision=, reason=
 GOSSIP_REJECTED = "GOSSIP_REJECTED"  # peer: msg=, origin=, from=, reason=
-# Added with overlay repair (repairing.py, topology.py's Repair section)
+# Added with overlay repair (peerrepair.py, topology.py's Repair section)
 REPAIR = "REPAIR"  # peer, one per round: reason=, degree=, before=, target=, seeds=, rejoined=, opened=,
 #                    anchor=, complete=yes|no, next= (pause in seconds before the next round, or none)
 REJOINED = "REJOINED"  # peer: seed=, again=yes|no (registered during a repair with a seed that did not list it)

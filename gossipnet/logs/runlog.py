@@ -405,7 +405,7 @@ class Run:
         )
 
 
-# LINK_CLOSED reasons of a dial that never opened a link (linking.Linking.dial).
+# LINK_CLOSED reasons of a dial that never opened a link (peerlinks.Linking.dial).
 _DIAL_FAILURES = ("cannot connect", "refused")
 
 

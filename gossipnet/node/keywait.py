@@ -13,8 +13,8 @@ just as a lookup settles is still there for the next lookup, which the hold
 asks for.
 
 Not here: asking the seeds, verifying signatures, judging a message and
-cutting its sender (gossiping.py, auth.py); whether a message is new (the
-Message List, gossip.py).
+cutting its sender (peergossip.py, auth.py); whether a message is new (the
+Message List, messagelist.py).
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """A link: one neighbour's TCP connection, used both ways, and its writer.
 
-Each side of a link runs a reader (its connection thread, see linking.py)
+Each side of a link runs a reader (its connection thread, see peerlinks.py)
 and a writer thread fed by a bounded queue, so a slow neighbour never holds
 up gossip to the others.  A link also carries its neighbour's liveness
 tracker (liveness.py); the peer's ping loop drives it through the link
 table (linktable.py), whose lock guards it.
 
-Not here: opening, accepting or serving links (linking.py), and what they
-carry (linking.py, gossiping.py, peer.py).
+Not here: opening, accepting or serving links (peerlinks.py), and what they
+carry (peerlinks.py, peergossip.py, peer.py).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ the one the smaller address opened), and every link's liveness tracker
 lock of its own guards all of it.
 
 Not here: opening connections, the handshake and the Message List replay
-(linking.py), forwarding gossip (gossiping.py), sending pings and reporting
+(peerlinks.py), forwarding gossip (peergossip.py), sending pings and reporting
 the dead (peer.py), closing the links it hands back (their callers do, outside
 its lock).  It opens, reads and closes no connection: it reads a link's
 ``conn.closed``, and only a caller's ``greet`` sends, through the link's

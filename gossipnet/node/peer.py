@@ -13,18 +13,18 @@ dead-node reports, talking to the seeds, start and stop; ``main`` is the
 command line.  The rest of the peer is in the modules beside it, each a part
 (mixin) of ``Peer``:
 
-- linking.py: dialling, the link handshake, serving a link, redial, cutting
+- peerlinks.py: dialling, the link handshake, serving a link, redial, cutting
   off a misbehaving neighbour (a link itself, its queue and writer: link.py);
-- gossiping.py: creating, verifying (keys fetched from the seeds) and
+- peergossip.py: creating, verifying (keys fetched from the seeds) and
   forwarding gossip;
-- repairing.py: overlay repair rounds (on by default; ``--no-repair``).
+- peerrepair.py: overlay repair rounds (on by default; ``--no-repair``).
 
 Two parts of the state have an owner with its own lock, handed to the parts
 that use them: the link table (linktable.py: the links and dials, the
 simultaneous-dial rule, every link's liveness) and the key wait (keywait.py:
 the keys learned from the seeds, the gossip waiting for them).
 
-Decisions are made by gossip.py (ML and forwarding), liveness.py (missed
+Decisions are made by messagelist.py (ML and forwarding), liveness.py (missed
 pings) and topology.py (whom to link to, when to repair); these modules wire
 them to sockets.
 """
@@ -90,7 +90,7 @@ class Peer(Linking, Gossiping, Repairing):
         # Set when a background loop cannot go on: the node then stops with an error.
         self.failure = transport.NodeFailure(self.stopped)
         self.message_list: MessageList[GossipMessage, Address] = MessageList()
-        # The line of every message in the ML, as this peer sends it on (linking.py).
+        # The line of every message in the ML, as this peer sends it on (peerlinks.py).
         self.accepted_lines: set[str] = set()
         # The links to the neighbours, and the dials under way (linktable.py).
         self.link_table = LinkTable(self.address)

@@ -13,8 +13,8 @@ forward one.
 the Message List under the peer's lock (``message_list``, ``_lock``), the
 keys and the messages waiting for one (``key_wait``, keywait.py), the links
 it forwards to (``link_table``, linktable.py), ...  Not here: whether a
-message is new and to whom it goes (gossip.py), signing and verifying
-(auth.py), reading lines off a link (linking.py).
+message is new and to whom it goes (messagelist.py), signing and verifying
+(auth.py), reading lines off a link (peerlinks.py).
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ class Gossiping:
             # signature included): they are dropped before parsing.
             self.accepted_lines.add(line[:-1].decode("utf-8"))
             # Under the lock that installing a link holds: a link that missed this
-            # message had it in its ML replay (linking.Linking._open_link).
+            # message had it in its ML replay (peerlinks.Linking._open_link).
             links = self.link_table.current()
             for neighbour in forward_targets(links, sender):
                 links[neighbour].send(line)

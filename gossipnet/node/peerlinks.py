@@ -19,8 +19,8 @@ again instead of reporting them.
 the link table (``link_table``, linktable.py: which link is current, the
 dials under way, the simultaneous-dial rule), the Message List it replays
 under the peer's lock (``_lock``), ...  Not here: whom to link to
-(topology.py, via peer.py and repairing.py), what a link's gossip means
-(gossiping.py), the missed-ping rule (liveness.py) and the ping loop (peer.py).
+(topology.py, via peer.py and peerrepair.py), what a link's gossip means
+(peergossip.py), the missed-ping rule (liveness.py) and the ping loop (peer.py).
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ class Linking:
             for message in self.message_list.messages():
                 link.send(message)
 
-        # Under the peer's lock, as forwarding is (gossiping.py): each message either
+        # Under the peer's lock, as forwarding is (peergossip.py): each message either
         # is in this replay or is forwarded later, never both, never neither.
         with self._lock:
             if self.stopped.is_set():

@@ -14,7 +14,7 @@ while they fall short.
 (``_join_lists``, ``_repair_wanted``, ``_repair_reasons``, ``target``,
 ``_lock``, ...).  Not here: which peers a round dials and whether it fell
 short (repairplan.py, on topology.py's rules), the pace (topology.py),
-dialling and redial (linking.py).
+dialling and redial (peerlinks.py).
 """
 
 from __future__ import annotations

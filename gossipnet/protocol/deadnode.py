@@ -6,7 +6,7 @@ and says what comes next: a decision (:class:`Wait`, :class:`Reject`,
 :class:`Ignore`, :class:`Removed`), or a step the seed must take first
 (:class:`Probe`, :class:`ProbeSilent`, :class:`Remove`), whose outcome the
 seed hands back to the :class:`Check`.  The real seed (seed.py) probes over
-the network and keeps its table under a lock; the simulator (simnet.py) looks
+the network and keeps its table under a lock; the simulator (sim/network.py) looks
 up who is alive.  Both run this code, in this order:
 
 - a report: :func:`screen` (rows 1-2 of §6.1), :func:`vet` (3-5), :func:`count`

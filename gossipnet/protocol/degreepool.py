@@ -2,7 +2,7 @@
 
 topology.py's choices draw from a :class:`DegreePool` in O(log N) per pick
 and pick exactly what they pick from the equivalent dict for the same
-``rng`` state; the simulator (simnet.py) keeps each seed's list as one.
+``rng`` state; the simulator (sim/network.py) keeps each seed's list as one.
 Real peers pass plain dicts and never touch this module's trees.
 """
 

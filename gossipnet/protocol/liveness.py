@@ -12,7 +12,7 @@ detected 39 to 52 s after it happens, and never before 39 s of silence.
 A connection that ends is not a death: a crashed peer's socket ends too, but
 so does the link of a live neighbour that reported *this* peer dead (it was
 hung, or cut off) and closed the link.  So the rule keeps counting on such a
-link; meanwhile the peer dials the neighbour again (linking.Linking._redial), and a
+link; meanwhile the peer dials the neighbour again (peerlinks.Linking._redial), and a
 new link, with a fresh tracker, replaces this one if the neighbour answers.
 
 No sockets and no clock here: the peer drives the ticks.

@@ -2,8 +2,8 @@
 
 Pure: no socket, thread or clock.  The caller performs each dial and feeds
 its outcome back (LINKED, REFUSED or UNREACHABLE); the real peer
-(repairing.Repairing._repair) dials over TCP, the simulator
-(simnet.Network.repair) asks its model of the network, and the unit tests
+(peerrepair.Repairing._repair) dials over TCP, the simulator
+(sim.network.Network.repair) asks its model of the network, and the unit tests
 answer by hand, all through the same :class:`RepairRound`.
 
 The rules a round follows are topology.py's (Repair section):
@@ -11,8 +11,8 @@ The rules a round follows are topology.py's (Repair section):
 module adds is their order within a round, what each dial's outcome means to
 the rest of it, and the dial budget (config.REPAIR_DIALS).
 
-Not here: fetching the seeds' lists and registering again (repairing.py), the
-pace of rounds (topology.RepairSchedule), the dial itself (linking.py).
+Not here: fetching the seeds' lists and registering again (peerrepair.py), the
+pace of rounds (topology.RepairSchedule), the dial itself (peerlinks.py).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from gossipnet.protocol import topology
 
 Node = TypeVar("Node", bound=Hashable)
 
-# How a dial ended (linking.Linking._link_to, or a simulator's model).  REFUSED:
+# How a dial ended (peerlinks.Linking._link_to, or a simulator's model).  REFUSED:
 # something answered and declined (an ERROR, or a close without a word): alive,
 # but not to be linked to now.  UNREACHABLE: no connection, or no answer in
 # time: dead, hung or cut off.

@@ -6,7 +6,7 @@ launch.py), reads the log as it grows (runlog.LogTail), shows progress on
 one line, kills the victims of ``--kill``, and stops by itself once every
 message has reached every live peer and every killed peer has been reported
 and removed by each seed it registered with, or at the timeout.  What the run
-amounts to is for runsummary.py to say; the command lines are the scripts'.
+amounts to is for summary.py to say; the command lines are the scripts'.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The simulator's event calendar: timestamped events out in time order, fast at 10^5+ pending.
 
-No simulation here: simcore.py puts tuples ``(time, sequence, kind, ...)`` in
+No simulation here: sim/engine.py puts tuples ``(time, sequence, kind, ...)`` in
 and takes them out in exactly the order a heap of them would give.
 """
 
@@ -54,7 +54,7 @@ class EventQueue:
         return True
 
     def pop(self) -> tuple:
-        """The earliest event (IndexError if none).  simcore.Simulation.run inlines this."""
+        """The earliest event (IndexError if none).  sim.engine.Simulation.run inlines this."""
         while True:
             if self.sorted:
                 if self.side and self.side[0] < self.sorted[-1]:

@@ -6,10 +6,10 @@
     python simulate.py --replay outputfile.txt [--bench bench.json]
 
 The overlay is grown by replaying joins through simulated seeds with the
-project's own code (simnet.py), then a discrete-event simulation (simcore.py)
+project's own code (sim/network.py), then a discrete-event simulation (sim/engine.py)
 runs gossip and liveness over it with the project's own Message List,
-forwarding rule and liveness rule.  simreport.py writes the numbers and
-figures; simreplay.py checks the simulator against a real run's log.
+forwarding rule and liveness rule.  sim/report.py writes the numbers and
+figures; sim/replay.py checks the simulator against a real run's log.
 """
 
 from __future__ import annotations
@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=network_sizes, nargs="?", const=DEFAULT_SCALE, default=None,
                         metavar="N,N,...", help="run each size in turn and plot dissemination time against N "
                                                 f"(default sizes: {','.join(map(str, DEFAULT_SCALE))})")
-    parser.add_argument("--replay", metavar="LOG", help="replay a real run's log and compare (simreplay.py)")
+    parser.add_argument("--replay", metavar="LOG", help="replay a real run's log and compare (sim/replay.py)")
     parser.add_argument("--bench", metavar="JSON",
                         help="with --replay: bench.py's JSON, for its one-hop floor and CPU per message "
                              "(default: bench.json if there is one here, else the floor is measured now and "

@@ -1,16 +1,16 @@
-"""The discrete-event simulation: gossip, liveness, crashes and churn over a simnet.Network.
+"""The discrete-event simulation: gossip, liveness, crashes and churn over a sim.network.Network.
 
-One calendar of timestamped events (simqueue.py), taken in time order.
+One calendar of timestamped events (sim/calendar.py), taken in time order.
 The decisions are the project's own: a peer's Message List is a
-``gossip.MessageList`` and it forwards to ``gossip.forward_targets``; each
+``messagelist.MessageList`` and it forwards to ``messagelist.forward_targets``; each
 link has a ``liveness.LivenessTracker`` ticked every ping interval; joins run
 ``topology.next_neighbours`` and dead-node reports go to seeds that decide by
-``deadnode``'s rule (simnet.py).
+``deadnode``'s rule (sim/network.py).
 
 The timing model:
 
 - a copy sent over a link arrives after that link's latency, drawn once per
-  link (simnet.Latency);
+  link (sim.network.Latency);
 - a peer handles a message new to it in ``processing`` seconds, one message at
   a time, and forwards it when done; that is also when it counts as
   received (a real peer logs GOSSIP_RECEIVED after forwarding).  With
@@ -73,7 +73,7 @@ class MessageRecord:
 
 @dataclass
 class Outcome:
-    """What happened in a run; simreport.py turns it into figures and numbers."""
+    """What happened in a run; sim/report.py turns it into figures and numbers."""
 
     messages: list[MessageRecord]
     deaths: dict[int, float]  # peer -> time it crashed or left
@@ -96,7 +96,7 @@ class Simulation:
         self.cores = [0.0] * cores
         self.ping_interval = ping_interval
         self.liveness = liveness
-        # Overlay repair (repairing.py) paced by topology.RepairSchedule; None: off (--no-repair).
+        # Overlay repair (peerrepair.py) paced by topology.RepairSchedule; None: off (--no-repair).
         self.repair_interval = repair_interval
         self._schedules: dict[int, RepairSchedule] = {}
         self.repairs = 0  # rounds run

@@ -1,6 +1,6 @@
 """Membership of a simulated network: seeds, peer lists and links, joins replayed through the seeds.
 
-No clock and no events here: simcore.py calls in at the moment each thing
+No clock and no events here: sim/engine.py calls in at the moment each thing
 happens.  What is decided here is decided by the project's own code:
 
 - a seed keeps a :class:`seed.PeerTable` (registrations, link claims, the

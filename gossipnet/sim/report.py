@@ -1,6 +1,6 @@
 """What a simulation run found: its numbers (``summarise``), their text, and its figures.
 
-Numbers come from a simcore.Outcome and the network it ran on:
+Numbers come from a sim.engine.Outcome and the network it ran on:
 
 - reach: of the peers that were there when a message was made and are alive
   at the end (less its origin), the share that got it; a message whose

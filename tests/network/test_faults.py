@@ -2,7 +2,7 @@
 
 Each scenario runs once per backend (:func:`outcome` keeps its result for
 the module), through labrun.Lab, with fast timings; the tests then assert the
-checks of labverdict.py their scenario is about.  A run waits on the log with
+checks of lab/verdict.py their scenario is about.  A run waits on the log with
 deadlines and always tears down (every process it started, every namespace
 and link it made); every test asserts that nothing was left.  The namespace
 backend needs root and ``ip netns``: without them its tests are skipped,
