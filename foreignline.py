@@ -13,7 +13,7 @@ write (:data:`SHAPES` names them all):
 - gossip texts, with what the line does with each (received, sent, created,
   ignored as a duplicate);
 - dead-node texts, also written as JSON;
-- a peer list, or one entry of a list written a line per peer;
+- a peer list, or one entry of a list written a line per peer (foreignlists.py);
 - a seed's record of a connection or registration.
 
 A text that is recognisably meant as a handout text but breaks it (an IP of
@@ -23,13 +23,12 @@ module reads one line; foreignlog.py puts a submission's lines together.
 
 from __future__ import annotations
 
-import ast
 import calendar
-import ipaddress
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+
+from foreignlists import ADDRESS, IPV4, PeerListText, literal, read_peer_list, valid_ip
 
 # What the reader recognises; docs/GRADING.md has a table of the same.
 SHAPES = {
@@ -49,7 +48,6 @@ SHAPES = {
     "registration": ["at a seed: a line saying connect, register, join, accept or new peer"],
 }
 
-IPV4 = r"\d{1,3}(?:\.\d{1,3}){3}"
 _DATE_TIME = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?"
 _LINE_TIME = re.compile(
     r"\s*[\[(]?\s*(?:(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<clock>\d{2}:\d{2}:\d{2})(?:[.,](?P<frac>\d{1,9}))?"
@@ -61,11 +59,6 @@ _GOSSIP = re.compile(
 _DEAD = re.compile(
     rf"(?P<label>dead\s?node\s?:\s?)(?P<ip>[^:\s'\"]+):(?P<port>[^:\s'\"]+):(?P<time>{_DATE_TIME}|[^:\s'\"]+)"
     r":(?P<reporter>[^:\s'\",;)\]}]+)", re.I)
-_ADDRESS = re.compile(rf"(?<![\d.])({IPV4}):(\d{{1,5}})(?!\d)")
-_TUPLE_ADDRESS = re.compile(rf"\(\s*['\"]({IPV4})['\"]\s*,\s*(\d{{1,5}})\s*\)")
-_DICT = re.compile(r"\{[^{}]*\}")
-_DICT_IP = re.compile(rf"['\"](?:ip|host|address|addr)['\"]\s*:\s*['\"]({IPV4})['\"]", re.I)
-_DICT_PORT = re.compile(r"['\"]port['\"]\s*:\s*['\"]?(\d{1,5})", re.I)
 _BRACKET = re.compile(r"[\s\-|:>]*\[([^\[\]]{1,60})\]")
 _LEVEL = re.compile(r"[\s\-|:>]*(?:INFO|DEBUG|WARNING|WARN|ERROR|CRITICAL|TRACE|NOTICE)\b", re.I)
 _ROLE_TAG = re.compile(r"\s*(peer|seed|node)\b[\s_:#-]*(.*?)\s*$", re.I)
@@ -76,15 +69,8 @@ _KINDS = (("created", re.compile(r"generat|creat|originat", re.I)),
           ("sent", re.compile(r"forward|\bsen[dt]|relay|broadcast|propagat", re.I)),
           ("received", re.compile(r"receiv|\brecv|\bgot\b|first time|incoming|\bnew message", re.I)))
 _IGNORED = re.compile(r"duplicate|already|ignor|discard|\bdropp", re.I)
-_LIST_WORDS = re.compile(r"peer[\s_-]?list|list of (?:\w+ )?peers|\bpeers\s*(?:from|received|list|:|=)"
-                         r"|(?:got|received|receiving)\b[^.]{0,40}\bpeers\b", re.I)
-_ENTRY = re.compile(rf"[\s\-*•>'\"]*(?:address\s*[:=]\s*)?(?P<address>{IPV4}:\d{{1,5}})['\",]?"
-                    r"(?P<degree>\s*,?\s*\(?degree\s*[:=]?\s*\d+\)?)?[\s'\",]*$", re.I)
-_AFTER_SEED = re.compile(r"seeds?\W{0,3}$", re.I)
 _REGISTRATION = re.compile(r"(?<!dis)connect|regist|\bjoin|new peer|accept", re.I)
-_EMPTY_VALUE = re.compile(r"(?:=|[:=]\s*(?:\"\"|''))\s*$")  # peers= or peers="": a list with nobody in it
-_HEADER_END = re.compile(r"(:\s*|\[\s*\]|\{\s*\}|\bnone\b|\bempty\b)\s*$", re.I)
-_MAX_LITERAL = 1 << 16  # characters of a JSON or Python literal parsed; a bigger one is read by pattern only
+_PEER_SIDE = re.compile(r"\b(?:to|with|at)\s+(?:the\s+|a\s+)?seeds?\b", re.I)  # "registered with seed ...": a peer's
 
 
 @dataclass(frozen=True)
@@ -119,14 +105,6 @@ class DeadNodeText:
     problem: str | None = None
 
 
-@dataclass(frozen=True)
-class PeerListText:
-    peers: tuple[str, ...]  # IP:port
-    shape: str
-    entry: bool = False  # one entry of a list written a line per peer
-    header: bool = False  # announces a list written on the lines that follow ("Peer list:")
-
-
 @dataclass
 class LineFacts:
     time: float | None = None  # the line's own time, in seconds
@@ -147,15 +125,15 @@ class LineFacts:
 def read_line(text: str) -> LineFacts:
     facts = LineFacts()
     rest = _read_time(text, facts)
-    start = len(text) - len(rest)
     rest = _read_node(rest, facts)
     body_start = len(text) - len(rest)
-    facts.gossip = [(gossip, _kind(text, match.start())) for match in _GOSSIP.finditer(text)
-                    if (gossip := _gossip(match)) is not None]
+    facts.gossip = [(_gossip(match), _kind(text, match.start())) for match in _GOSSIP.finditer(text)]
     facts.dead = _dead_texts(text)
     if not facts.gossip and not facts.dead:
-        facts.peer_list = _peer_list(text[body_start:], facts.node)
-        facts.registration = facts.peer_list is None and bool(_REGISTRATION.search(text, start))
+        body = text[body_start:]
+        facts.peer_list = read_peer_list(body, facts.node)
+        facts.registration = (facts.peer_list is None and bool(_REGISTRATION.search(body))
+                              and not _PEER_SIDE.search(body))
     return facts
 
 
@@ -228,7 +206,7 @@ def _read_node(rest: str, facts: LineFacts) -> str:
 
 
 def _read_tag(tag: str, facts: LineFacts) -> None:
-    if _ADDRESS.fullmatch(tag.strip()):
+    if ADDRESS.fullmatch(tag.strip()):
         facts.node = node_label(tag)
         return
     role = _ROLE_TAG.match(tag)
@@ -244,8 +222,8 @@ def node_label(name: str) -> str | None:
     name = name.strip(" _-:#'\"")
     if not name:
         return None
-    address = _ADDRESS.search(name)
-    if address and _valid_ip(address[1]) and 1 <= int(address[2]) <= 65535:
+    address = ADDRESS.search(name)
+    if address and valid_ip(address[1]) and 1 <= int(address[2]) <= 65535:
         return f"{address[1]}:{int(address[2])}"
     port = _PORT.search(name)
     if port and 1024 <= int(port[1]) <= 65535:
@@ -253,18 +231,10 @@ def node_label(name: str) -> str | None:
     return name[:40]
 
 
-def _valid_ip(text: str) -> bool:
-    try:
-        ipaddress.IPv4Address(text)
-    except ValueError:
-        return False
-    return True
-
-
 # --- Gossip texts -------------------------------------------------------------------------
 
 
-def _gossip(match: re.Match[str]) -> GossipText | None:
+def _gossip(match: re.Match[str]) -> GossipText:
     stamp, ip, port, word, number = match["time"], match["ip"], match["port"], match["word"], match["number"]
     variant, problems = [], []
     if len(stamp) == 13 and stamp.isdigit():
@@ -286,7 +256,7 @@ def _gossip(match: re.Match[str]) -> GossipText | None:
             problems.append(f"port {port} is not 1-65535")
     if word:
         variant.append(f"word {word.strip()!r} before the number")
-    if not _valid_ip(ip):
+    if not valid_ip(ip):
         problems.append(f"{ip} is not an IPv4 address")
     return GossipText(match[0], ip, int(port) if port is not None else None, int(number), created, clock,
                       resolution, ", ".join(variant) or "handout", "; ".join(problems) or None)
@@ -313,7 +283,7 @@ def _dead_texts(text: str) -> list[DeadNodeText]:
         found.append(DeadNodeText(text[at:at + 80].strip(), None, None, None, "handout",
                                   "not Dead Node:<IP>:<Port>:<timestamp>:<IP>"))
     if not found and "{" in text and re.search("dead", text, re.I):
-        record = _literal(text[text.index("{"):text.rfind("}") + 1])
+        record = literal(text[text.index("{"):text.rfind("}") + 1])
         if isinstance(record, dict):
             found.append(_dead_record(record))
     return found
@@ -324,15 +294,15 @@ def _dead(match: re.Match[str]) -> DeadNodeText:
     variant, problems = [], []
     if match["label"] != "Dead Node:":
         variant.append(f"written {match['label'].strip()!r}")
-    if not _valid_ip(ip):
+    if not valid_ip(ip):
         problems.append(f"{ip!r} is not an IPv4 address")
     if not (port.isdigit() and 1 <= int(port) <= 65535):
         problems.append(f"{port!r} is not a port")
     time = _report_time(stamp, variant, problems)
-    if not _valid_ip(reporter):
+    if not valid_ip(reporter):
         problems.append(f"reporter {reporter!r} is not an IPv4 address")
-    dead = f"{ip}:{int(port)}" if _valid_ip(ip) and port.isdigit() and 1 <= int(port) <= 65535 else None
-    return DeadNodeText(match[0], dead, reporter if _valid_ip(reporter) else None, time,
+    dead = f"{ip}:{int(port)}" if valid_ip(ip) and port.isdigit() and 1 <= int(port) <= 65535 else None
+    return DeadNodeText(match[0], dead, reporter if valid_ip(reporter) else None, time,
                         ", ".join(variant) or "handout", "; ".join(problems) or None)
 
 
@@ -355,7 +325,7 @@ def _dead_record(record: dict[object, object]) -> DeadNodeText:
     """A dead-node report written as a JSON or Python dict: its fields found by their names."""
     values = _flatten(record)
     address = next((value for key, value in values if "dead" in key or "node" in key
-                    if isinstance(value, str) and _ADDRESS.fullmatch(value)), None)
+                    if isinstance(value, str) and ADDRESS.fullmatch(value)), None)
     ip = address.rpartition(":")[0] if address else _field(values, ("dead_ip", "node_ip", "ip", "host"))
     port = address.rpartition(":")[2] if address else _field(values, ("dead_port", "node_port", "port"))
     stamp = _field(values, ("timestamp", "time", "ts"))
@@ -365,9 +335,9 @@ def _dead_record(record: dict[object, object]) -> DeadNodeText:
     missing = [name for name, value in parts.items() if not value]
     text = f"Dead Node:{ip}:{port}:{stamp}:{reporter}"
     problems = [f"no {name}" for name in missing]
-    if ip and not _valid_ip(ip) or reporter and not _valid_ip(reporter):
+    if ip and not valid_ip(ip) or reporter and not valid_ip(reporter):
         problems.append("an IP is not IPv4")
-    dead = f"{ip}:{port}" if ip and port and port.isdigit() and _valid_ip(ip) else None
+    dead = f"{ip}:{port}" if ip and port and port.isdigit() and valid_ip(ip) else None
     time = None
     if stamp:
         time = _report_time(stamp, [], problems)
@@ -386,73 +356,3 @@ def _field(values: list[tuple[str, object]], names: tuple[str, ...]) -> str | No
             if key.rpartition(".")[2].startswith(name) and value not in (None, ""):
                 return str(value)
     return None
-
-
-def _literal(text: str, python: bool = True) -> object:
-    """``text`` as JSON, or else (``python``) a Python literal; None if neither."""
-    if len(text) > _MAX_LITERAL:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        if not python:
-            return None
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return None
-
-
-# --- Peer lists ---------------------------------------------------------------------------
-
-
-def _peer_list(body: str, node: str | None) -> PeerListText | None:
-    entry = _ENTRY.match(body)
-    if entry:
-        shape = "address and degree lines" if entry["degree"] or "ddress" in body else "IP:port lines"
-        return PeerListText((entry["address"],), shape, entry=True)
-    words = _LIST_WORDS.search(body)
-    if words is None:
-        return None
-    after = body[words.start():]
-    peers = tuple(address for address in addresses(after) if address != node)
-    if peers:
-        return PeerListText(peers, _list_shape(after))
-    opening = re.search(r"[\[{(]", after)
-    if opening and _literal(after[opening.start():].rstrip(" .;")) is not None or _EMPTY_VALUE.search(after):
-        return PeerListText((), "empty list")
-    if _HEADER_END.search(body):
-        empty = bool(re.search(r"\[\s*\]|\{\s*\}|\bnone\b|\bempty\b", after, re.I))
-        return PeerListText((), "empty list" if empty else "header", header=not empty)
-    return None
-
-
-def addresses(text: str) -> list[str]:
-    """Every IP:port in ``text``, written ``IP:port``, ``('IP', port)`` or as a dict's ip and port,
-    except one that follows the word seed ("from seed 127.0.0.1:5000")."""
-    found = [(match.start(), f"{match[1]}:{int(match[2])}") for match in _ADDRESS.finditer(text)
-             if not _AFTER_SEED.search(text[max(0, match.start() - 8):match.start()])]
-    found += [(match.start(), f"{match[1]}:{int(match[2])}") for match in _TUPLE_ADDRESS.finditer(text)]
-    for match in _DICT.finditer(text):
-        ip, port = _DICT_IP.search(match[0]), _DICT_PORT.search(match[0])
-        if ip and port:
-            found.append((match.start(), f"{ip[1]}:{int(port[1])}"))
-    return [address for _, address in sorted(found)
-            if _valid_ip(address.rpartition(":")[0]) and 1 <= int(address.rpartition(":")[2]) <= 65535]
-
-
-def _list_shape(text: str) -> str:
-    opening = re.search(r"[\[{(]", text)
-    if opening is None:
-        return "inline"
-    literal = text[opening.start():]
-    closing = literal.rfind("]" if literal[0] == "[" else "}")
-    if '"' in literal and isinstance(_literal(literal[:closing + 1], python=False), list | dict):
-        return "JSON"
-    if re.match(r"\[\s*\{", literal):
-        return "Python list of dicts"
-    if re.match(r"\[\s*\(", literal):
-        return "Python list of tuples"
-    if re.match(r"\[\s*['\"]", literal):
-        return "Python list"
-    return "Python dict" if literal[0] == "{" else "inline"
