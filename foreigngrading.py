@@ -220,6 +220,9 @@ def rule_count(s: Submission, settings: Settings) -> Verdict:
                                                                 f"{count}, and the output goes on past when the "
                                                                 f"last was due"))
     verdict.detail = f"{len(told)} origin(s), gossip-count {count}"
+    inferred = {s.origins[text] for text in s.inferred}
+    if inferred:
+        verdict.detail += f" ({len(inferred)} known as the one peer that never logged its texts)"
     if untold:
         verdict.detail += (f"; texts from {', '.join(sorted(untold))} not judged: several origins share the IP "
                            f"and the texts carry no port")
@@ -295,14 +298,13 @@ def rule_delivery(s: Submission, settings: Settings) -> Verdict:
         expected = {label for label, node in peers.items()
                     if node.first <= time <= node.last - settings.tolerance and label != origin}  # type: ignore[operator]
         verdict.checked += len(expected)
-        lacking = expected - holders[text]
-        if origin is None and len(lacking) == 1:
-            (peer,) = lacking
-            ip = text.split(":")[1] if text.count(":") >= 2 else ""
-            if peer.startswith(f"{ip}:") or peer.startswith("*:") or ":" not in peer:
-                continue  # maybe its origin
-        for peer in lacking:
-            missing[peer].append(text)
+        lacking = sorted(expected - holders[text])
+        if origin is None and len(lacking) > 1:  # one of them may be its origin: blame none
+            verdict.offences.append(Offence(None, (first_line[text],), f"{text} is missing at {', '.join(lacking)}; "
+                                                                       f"one of them may be its origin"))
+        elif lacking and origin is not None:
+            for peer in lacking:
+                missing[peer].append(text)
     for peer, texts in sorted(missing.items()):
         texts.sort(key=lambda text: first_line[text])
         verdict.offences.append(Offence(peer, tuple(first_line[text] for text in texts),

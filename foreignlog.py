@@ -114,6 +114,7 @@ class Submission:
     peer_lists: list[ListSeen] = field(default_factory=list)
     registrations: list[tuple[int, str | None]] = field(default_factory=list)  # (line, node)
     origins: dict[str, str | None] = field(default_factory=dict)  # gossip text -> the node that made it
+    inferred: set[str] = field(default_factory=set)  # texts whose origin is the peer that never logged them
     clocks: dict[str, float] = field(default_factory=dict)  # a line clock -> its offset from the texts'
 
     @property
@@ -302,8 +303,8 @@ def _collect(submission: Submission, raws: list[_Raw]) -> None:
 
 def _settle_origins(submission: Submission) -> None:
     """Which node made each gossip text: the one that logged making it, else the one node at its
-    IP:port (or IP, when the text has no port), else unknown; a "bare" line is a receipt, or the
-    making of a message when the node is its origin."""
+    IP:port (or IP, when the text has no port), else the one that never logged it (see _infer_origins),
+    else unknown.  A "bare" line is a receipt, or the making of a message when the node is its origin."""
     made = {sighting.gossip.text: sighting.node for sighting in submission.gossip
             if sighting.kind == "created" and sighting.node}
     nodes_at: dict[str, set[str]] = defaultdict(set)  # IP:port, IP and *:port -> the nodes there
@@ -323,8 +324,46 @@ def _settle_origins(submission: Submission) -> None:
             candidates = nodes_at.get(text.origin) or (nodes_at.get(f"*:{text.port}", set()) if text.port else set())
             origin = next(iter(candidates)) if len(candidates) == 1 else None
         submission.origins[text.text] = origin
+    _infer_origins(submission)
     for index, sighting in enumerate(submission.gossip):
         if sighting.kind == "bare":
             made_here = sighting.node is not None and submission.origins[sighting.gossip.text] == sighting.node
             submission.gossip[index] = Sighting(sighting.line, sighting.node, "created" if made_here else "received",
                                                 sighting.gossip, sighting.time)
+
+
+def _infer_origins(submission: Submission) -> None:
+    """Origins of texts that carry no port, when many nodes share its IP and none logged making it.
+
+    A peer logs the messages it receives, and never receives its own: when exactly one peer at the
+    text's IP (or of no known IP) never logged a text, it made it.  When two or more never did (the
+    message was also lost on the way to one), it is the one of them whose other messages leave the
+    text's number free.
+    """
+    texts = {sighting.gossip.text: sighting.gossip for sighting in submission.gossip}
+    loggers: dict[str, set[str]] = defaultdict(set)
+    for sighting in submission.gossip:
+        if sighting.node:
+            loggers[sighting.gossip.text].add(sighting.node)
+    peers = [label for label, node in submission.nodes.items() if node.role != "seed"]
+    pending: dict[str, list[str]] = {}
+    for text, gossip in texts.items():
+        if submission.origins.get(text) is not None or gossip.port is not None:
+            continue
+        lacking = [peer for peer in peers if peer.rpartition(":")[0] in (gossip.ip, "*", "")
+                   and peer not in loggers[text]]
+        if len(lacking) == 1:
+            submission.origins[text] = lacking[0]
+            submission.inferred.add(text)
+        elif lacking:
+            pending[text] = lacking
+    numbers: dict[str, set[int]] = defaultdict(set)
+    for text, origin in submission.origins.items():
+        if origin is not None:
+            numbers[origin].add(texts[text].number)
+    for text, lacking in pending.items():
+        free = [peer for peer in lacking if numbers[peer] and texts[text].number not in numbers[peer]]
+        if len(free) == 1:
+            submission.origins[text] = free[0]
+            submission.inferred.add(text)
+            numbers[free[0]].add(texts[text].number)

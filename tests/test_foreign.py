@@ -211,11 +211,24 @@ def test_a_short_count_a_gap_and_a_hurried_message_fail_their_rules(tmp_path):
 
 
 def test_origins_that_cannot_be_told_apart_are_not_judged(tmp_path):
-    lines = [f"[127.0.0.1:600{peer}] got {1739700000 + 5 * step + 0.1 * origin:.1f}:127.0.0.1:{step + 1}"
+    lines = [f"got {1739700000 + 5 * step + 0.1 * origin:.1f}:127.0.0.1:{step + 1}"  # no port, no node
              for step in range(3) for origin in (1, 2, 3) for peer in (1, 2, 3) if peer != origin]
     verdicts = graded([write(tmp_path, "out.txt", lines)])
     assert verdicts[4].status == "not checked" and verdicts[5].status == "not checked"
     assert "several origins share the IP" in verdicts[4].detail
+
+
+@pytest.mark.parametrize("lost_at", [(), (1,), (1, 2)])
+def test_the_peer_that_never_logged_a_text_is_its_origin(tmp_path, lost_at):
+    run = plan("bracketed")
+    for peer in lost_at:
+        run.drop(peer, 0, 1)
+    (path,) = WRITERS["bracketed"](run, tmp_path)
+    path.write_text("".join(line + "\n" for line in path.read_text().splitlines() if "Generated" not in line))
+    verdicts = graded([path])
+    assert "4 known as the one peer that never logged its texts" in verdicts[4].detail
+    assert {number for number, status in statuses(verdicts).items() if status != "pass"} == ({7} if lost_at else set())
+    assert sorted(offence.node for offence in verdicts[7].offences) == [f"127.0.0.1:{6000 + peer}" for peer in lost_at]
 
 
 def test_a_report_with_another_reporter_ip_or_at_no_seed_fails(tmp_path):
