@@ -19,7 +19,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import grading
-from foreignlog import Sighting, Submission, read_submission
+from foreignlog import ReportSeen, Sighting, Submission, read_submission
 from grading import Offence
 
 # The handout's numbers, used when no flag gives them.
@@ -42,8 +42,8 @@ RULES = {
     6: ("no duplicates", "no node logged one message as received twice (a line saying it ignored a copy is "
         "fine); a line repeated verbatim right after itself is an echo, not a duplicate"),
     7: ("delivery", "every peer logged every message created while it was known to run (from its first to its "
-        "last time, less the tolerance), except its own; of a message whose origin is unknown, one peer at its "
-        "IP may lack it"),
+        "last time, less the tolerance), except its own; a message whose origin is unknown and that several "
+        "peers lack is one offence naming them all (one of them may be its origin), blaming none"),
     8: ("dead-node reports", "every Dead Node text is Dead Node:<IP>:<Port>:<timestamp>:<IP> or a variant the "
         "verdict names, its reporter IP is the IP of the peer that logged it, a peer logged it (not only seeds), "
         "and, when seeds' output is there, a seed recorded it (same dead node and reporter)"),
@@ -53,8 +53,9 @@ NEEDS = {
     1: "files (always checked)",
     2: "peers known by a tag or a file name, or else any line understood",
     3: "gossip texts",
-    4: "gossip texts whose origin can be told: a port in the text, a node that logged making it, or the only "
-       "node at its IP (texts of several origins sharing one IP, with no port, cannot be told apart)",
+    4: "gossip texts whose origin can be told: a port in the text, a node that logged making it, the only node "
+       "at its IP, or the one peer that never logged it (with no node known, texts of several origins sharing "
+       "one IP cannot be told apart)",
     5: "two messages of one origin told apart as for rule 4",
     6: "gossip texts received in lines whose node is known (a tag in the line, or one file per node)",
     7: "peers known by name, each with times (its lines' own times or its texts'), and messages with times",
@@ -162,7 +163,9 @@ def rule_texts(s: Submission, settings: Settings) -> Verdict:
 
 def _origins(s: Submission) -> tuple[dict[str, list[Sighting]], list[str]]:
     """The distinct messages of each origin told apart (first sighting of each), and the IPs whose
-    texts could not be told apart (no port, no node logged making them, several nodes or numbers there)."""
+    texts could not be told apart.  An origin is a node (foreignlog settled which), else the text's
+    IP:port, else its IP, if no number repeats among that IP's texts and no node known to have made
+    messages may be at that IP."""
     groups: dict[str, dict[str, Sighting]] = defaultdict(dict)
     for sighting in s.gossip:
         gossip = sighting.gossip
@@ -170,10 +173,12 @@ def _origins(s: Submission) -> tuple[dict[str, list[Sighting]], list[str]]:
             continue
         key = s.origins.get(gossip.text) or gossip.origin
         groups[key].setdefault(gossip.text, sighting)
+    makers = {key.rpartition(":")[0] for key in groups if key in s.nodes}  # "*" or "" when the IP is unknown
     told, untold = {}, []
     for key, messages in groups.items():
         numbers = Counter(sighting.gossip.number for sighting in messages.values())
-        if key in s.nodes or ":" in key or max(numbers.values()) == 1:
+        shared = makers & {key, "*", ""}
+        if key in s.nodes or ":" in key or (max(numbers.values()) == 1 and not shared):
             told[key] = sorted(messages.values(), key=lambda seen: (seen.gossip.number, seen.gossip.created or 0))
         else:
             untold.append(key)
@@ -185,9 +190,9 @@ def rule_count(s: Submission, settings: Settings) -> Verdict:
     told, untold = _origins(s)
     count, interval = settings.gossip_count, settings.gossip_interval
     late = settings.tolerance + 0.1 * interval
-    ends = max((node.last for node in s.nodes.values() if node.last is not None), default=None)
-    created = [seen.gossip.created for seen in s.gossip if seen.gossip.created is not None]
-    ends = max([*created, *([ends] if ends is not None else [])], default=None)
+    # The latest time the output shows: a message due after it may not have been made yet.
+    times = [node.last for node in s.nodes.values() if node.last is not None]
+    ends = max(times + [seen.gossip.created for seen in s.gossip if seen.gossip.created is not None], default=None)
     dead = {report.report.dead for report in s.reports if report.report.dead}
     dead_ports = {address.rpartition(":")[2] for address in dead}
     for origin, messages in sorted(told.items()):
@@ -318,12 +323,12 @@ def rule_reports(s: Submission, settings: Settings) -> Verdict:
     verdict = Verdict(8)
     seeds = [label for label, node in s.nodes.items() if node.role == "seed"]
     seed_files = any(summary.name_role == "seed" for summary in s.summaries)
-    by_text: dict[str, list] = defaultdict(list)
+    by_text: dict[str, list[ReportSeen]] = defaultdict(list)
     for seen in s.reports:
         by_text[seen.report.text].append(seen)
     recorded = {(seen.report.dead, seen.report.reporter_ip) for seen in s.reports if s.role(seen.node) == "seed"
                 or seen.node is None and _file_role(s, seen.line) == "seed"}
-    variants = Counter()
+    variants: Counter[str] = Counter()
     for text, sightings in by_text.items():
         verdict.checked += 1
         report = sightings[0].report

@@ -24,6 +24,7 @@ module reads one line; foreignlog.py puts a submission's lines together.
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -170,11 +171,19 @@ def _read_time(text: str, facts: LineFacts) -> str:
 
 def date_time_seconds(text: str, fraction: str = "") -> float | None:
     """``YYYY-MM-DD HH:MM:SS`` (or with a T) read as UTC, in seconds since the epoch; None if no such time."""
+    whole = _second(text.replace("T", " "))
+    if whole is None:
+        return None
+    return whole + (float(f"0.{fraction}") if fraction else 0.0)
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _second(text: str) -> int | None:
+    # Remembered: an output file writes many lines a second, and strptime is slow.
     try:
-        moment = datetime.strptime(text.replace("T", " "), "%Y-%m-%d %H:%M:%S")
+        return calendar.timegm(datetime.strptime(text, "%Y-%m-%d %H:%M:%S").timetuple())
     except ValueError:
         return None
-    return calendar.timegm(moment.timetuple()) + (float(f"0.{fraction}") if fraction else 0.0)
 
 
 def _resolution(fraction: str) -> float:

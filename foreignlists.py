@@ -12,6 +12,7 @@ Python literal, bounded in size, for the other readers too.
 from __future__ import annotations
 
 import ast
+import functools
 import ipaddress
 import json
 import re
@@ -30,6 +31,7 @@ _ENTRY = re.compile(rf"[\s\-*•>'\"]*(?:address\s*[:=]\s*)?(?P<address>{IPV4}:\
 _AFTER_SEED = re.compile(r"seeds?\W{0,3}$", re.I)
 _EMPTY_VALUE = re.compile(r"(?:=|[:=]\s*(?:\"\"|''))\s*$")  # peers= or peers="": a list with nobody in it
 _HEADER_END = re.compile(r"(:\s*|\[\s*\]|\{\s*\}|\bnone\b|\bempty\b)\s*$", re.I)
+HEADER = "empty list under a header"  # "Peer list:" with no entry on the lines after it
 MAX_LITERAL = 1 << 16  # characters of a JSON or Python literal parsed; a bigger one is read by pattern only
 
 
@@ -60,7 +62,7 @@ def read_peer_list(body: str, node: str | None) -> PeerListText | None:
         return PeerListText((), "empty list")
     if _HEADER_END.search(body):
         empty = bool(re.search(r"\[\s*\]|\{\s*\}|\bnone\b|\bempty\b", after, re.I))
-        return PeerListText((), "empty list" if empty else "header", header=not empty)
+        return PeerListText((), "empty list" if empty else HEADER, header=not empty)
     return None
 
 
@@ -95,7 +97,9 @@ def _list_shape(text: str) -> str:
     return "Python dict" if rest[0] == "{" else "inline"
 
 
+@functools.lru_cache(maxsize=1 << 12)
 def valid_ip(text: str) -> bool:
+    """Whether ``text`` is an IPv4 address; remembered, as a submission repeats a few addresses."""
     try:
         ipaddress.IPv4Address(text)
     except ValueError:

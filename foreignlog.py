@@ -35,6 +35,7 @@ from pathlib import Path
 
 import textlines
 from foreignline import DeadNodeText, GossipText, LineFacts, node_label, read_line
+from foreignlists import HEADER
 from runlog import LogFiles
 
 _ZONE_STEP = 900.0  # s: time zones are whole quarter hours from UTC
@@ -289,7 +290,7 @@ def _collect(submission: Submission, raws: list[_Raw]) -> None:
         if listed and listed.entry and current and current.node == node and raw.line == previous_line + 1:
             current.lines.append(raw.line)
             current.peers.extend(listed.peers)
-            if current.shape == "header":
+            if current.shape == HEADER:
                 current.shape = listed.shape
         elif listed:
             seen = ListSeen([raw.line], node, list(listed.peers), listed.shape)

@@ -37,6 +37,7 @@ from pathlib import Path
 import foreigngrading
 import gradeinput
 import grading
+from foreignline import SHAPES
 from gradeinput import FOREIGN, PROJECT, Given, Understood
 from grading import DEFAULT_TOLERANCE, FAIL, NOT_CHECKED, PASS, SETTINGS, Offence, UsageError, Verdict
 from runlog import collector_paused
@@ -129,6 +130,9 @@ def report_text(graded: Graded, limit: int, explain: bool) -> str:
     for what, texts in (("gossip texts", understood.messages), ("dead-node texts", understood.dead_node_texts)):
         shown = ", ".join(texts[:TEXTS_SHOWN]) + (", ..." if len(texts) > TEXTS_SHOWN else "")
         out.append(f"{what}: {len(texts)} distinct" + (f", e.g. {shown}" if texts else ""))
+    if explain and understood.format == FOREIGN:
+        out.append("shapes read:")
+        out += [f"    {what}: {'; '.join(shapes)}" for what, shapes in SHAPES.items()]
     out.append(graded.header)
     for verdict in graded.verdicts:
         count = len(verdict.offences)

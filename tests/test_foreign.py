@@ -18,7 +18,8 @@ import pytest
 import foreigngrading
 import gradeinput
 import grader
-from foreignline import read_line
+import grading
+from foreignline import SHAPES, read_line
 from foreignsamples import WRITERS, Plan
 from netharness import ROOT
 
@@ -376,3 +377,30 @@ def test_this_projects_log_is_detected_and_foreign_can_be_forced(tmp_path, capsy
     assert grader.main([str(path), "--foreign", "--gossip-count", str(COUNT), "--gossip-interval", "0.2"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("format: foreign (") and "9 pass, 0 fail, 0 not checked" in out
+
+
+def test_the_worked_example_in_the_grading_doc_is_what_the_grader_prints(tmp_path, monkeypatch, capsys):
+    doc = (ROOT / "docs" / "GRADING.md").read_text(encoding="utf-8")
+
+    def block(marker: str) -> str:
+        return doc.split(f"<!-- {marker} -->\n```text\n", 1)[1].split("```", 1)[0]
+
+    run = Plan(peers=3, seeds=1, count=2, first_number=0, dead=2)
+    run.drop(1, 0, 1)
+    run.repeat(2, 1, 0)
+    (path,) = WRITERS["level-and-tag"](run, tmp_path / "submission")
+    assert path.read_text() == block("worked-example-file")
+    command, *expected = block("worked-example-output").splitlines()
+    monkeypatch.chdir(tmp_path)
+    assert grader.main(command.split()[3:]) == 1
+    assert capsys.readouterr().out.splitlines() == expected
+
+
+def test_the_grading_doc_lists_every_rule_and_what_it_needs():
+    doc = (ROOT / "docs" / "GRADING.md").read_text(encoding="utf-8")
+    for number, (name, _) in grading.RULES.items():
+        assert f"| {number} | {name} |" in doc
+    for number, (name, _) in foreigngrading.RULES.items():
+        assert f"| {number} | {name} |" in doc
+    for shapes in SHAPES:
+        assert f"| {shapes} |" in doc
