@@ -117,6 +117,7 @@ class Submission:
     origins: dict[str, str | None] = field(default_factory=dict)  # gossip text -> the node that made it
     inferred: set[str] = field(default_factory=set)  # texts whose origin is the peer that never logged them
     clocks: dict[str, float] = field(default_factory=dict)  # a line clock -> its offset from the texts'
+    reference: float | None = None  # the texts' median time: a time of day is put on the day nearest it
 
     @property
     def lines(self) -> int:
@@ -247,58 +248,51 @@ def _settle_clocks(submission: Submission, raws: list[_Raw]) -> None:
         differences[facts.clock or ""].append(difference)
     for clock, found in differences.items():
         submission.clocks[clock] = round(statistics.median(found) / _ZONE_STEP) * _ZONE_STEP
-    submission.clocks["reference"] = reference
+    submission.reference = reference
 
 
 def _on_texts_clock(submission: Submission, facts: LineFacts) -> float | None:
     if facts.time is None or facts.clock not in submission.clocks:
         return None
     time = facts.time - submission.clocks[facts.clock]
-    if facts.clock == "day":  # the day nearest the texts' times
-        reference = submission.clocks["reference"]
+    if facts.clock == "day" and submission.reference is not None:  # the day nearest the texts' times
+        reference = submission.reference
         time = reference + (time - reference + _DAY / 2) % _DAY - _DAY / 2
     return time
 
 
 def _collect(submission: Submission, raws: list[_Raw]) -> None:
-    open_list: dict[int, ListSeen] = {}  # file index -> the list a line-per-peer list is adding to
-    previous_line = 0
+    """Each line's facts into the submission, with its time and its node's; join line-per-peer lists."""
+    open_list: dict[int, ListSeen] = {}  # file -> the list its lines are adding entries to
     for raw in raws:
         facts, node = raw.facts, raw.node
-        index = raw.file
-        summary = submission.summaries[index]
+        summary = submission.summaries[raw.file]
         if node:
             summary.nodes[node] += 1
         if raw.role:
             summary.roles[raw.role] += 1
+        texts = [gossip.created for gossip, _ in facts.gossip] + [report.time for report in facts.dead]
         time = _on_texts_clock(submission, facts)
         if node in submission.nodes:
-            submission.nodes[node].saw(time)
-        texts = [gossip.created for gossip, _ in facts.gossip] + [report.time for report in facts.dead]
-        for text_time in texts:
-            if node in submission.nodes:
-                submission.nodes[node].saw(text_time)
+            for seen in (time, *texts):
+                submission.nodes[node].saw(seen)
         if time is None:
             time = next((value for value in texts if value is not None), None)
-        for gossip, kind in facts.gossip:
-            submission.gossip.append(Sighting(raw.line, node, kind, gossip, time))
-        submission.reports.extend(ReportSeen(raw.line, node, report) for report in facts.dead)
+        submission.gossip += [Sighting(raw.line, node, kind, gossip, time) for gossip, kind in facts.gossip]
+        submission.reports += [ReportSeen(raw.line, node, report) for report in facts.dead]
         if facts.registration:
             submission.registrations.append((raw.line, node))
-        listed = facts.peer_list
-        current = open_list.get(index)
-        if listed and listed.entry and current and current.node == node and raw.line == previous_line + 1:
+        listed, current = facts.peer_list, open_list.get(raw.file)
+        if listed and listed.entry and current and current.node == node:
             current.lines.append(raw.line)
             current.peers.extend(listed.peers)
             if current.shape == HEADER:
                 current.shape = listed.shape
         elif listed:
-            seen = ListSeen([raw.line], node, list(listed.peers), listed.shape)
-            submission.peer_lists.append(seen)
-            open_list[index] = seen
+            open_list[raw.file] = ListSeen([raw.line], node, list(listed.peers), listed.shape)
+            submission.peer_lists.append(open_list[raw.file])
         else:
-            open_list.pop(index, None)
-        previous_line = raw.line
+            open_list.pop(raw.file, None)
     _settle_origins(submission)
 
 
