@@ -65,6 +65,17 @@ RULES = {
         "latest incarnation). Each peer registers with a majority only, so the lists hold different subsets "
         "of the live peers: agreeing means this, not equal sets"),
 }
+# What each rule needs to judge anything; with none of it, the rule is NOT CHECKED.
+NEEDS = {
+    1: "log lines (an empty log has none)",
+    2: "peers: any line of a peer",
+    3: "a peer that created a message, or whose log goes on past when its messages were due",
+    4: "GOSSIP_RECEIVED lines",
+    5: "messages created or received while some live peer was running, or GOSSIP_RECEIVED lines",
+    6: "peers that joined or logged LINK_OPENED",
+    7: "DEAD_NODE_REPORTED lines (a run in which no peer died has none)",
+    8: "seeds' PL_ADDED lines, or live peers that REGISTERED with a seed whose lines are in the log",
+}
 SETTINGS = {  # name: (STARTED field of a peer, parser, flag)
     "seeds": ("seeds", int, "--seeds"),
     "gossip_count": ("gossip_count", int, "--gossip-count"),
@@ -99,19 +110,31 @@ class Offence:
     reason: str
 
 
+PASS, FAIL, NOT_CHECKED = "pass", "fail", "not checked"
+
+
 @dataclass
 class Verdict:
     number: int
     detail: str = ""
     offences: list[Offence] = field(default_factory=list)
+    # Items the rule looked at (lines, peers, receipts, ...).  A rule that looked
+    # at none and found no offence is NOT CHECKED: it passes on no evidence.
+    checked: int = 0
 
     @property
     def name(self) -> str:
         return RULES[self.number][0]
 
     @property
+    def status(self) -> str:
+        if self.offences:
+            return FAIL
+        return PASS if self.checked else NOT_CHECKED
+
+    @property
     def passed(self) -> bool:
-        return not self.offences
+        return self.status == PASS
 
 
 # --- The facts the rules share ------------------------------------------------------------
@@ -292,6 +315,7 @@ def rule_format(g: Grading) -> Verdict:
                     verdict.offences.append(Offence(node, (event.line,), f"dead-node text: {exc}"))
     total = len(g.run.events) + len(g.run.errors)
     verdict.detail = f"{total} lines; {texts} message texts checked"
+    verdict.checked = total
     return verdict
 
 
@@ -315,6 +339,7 @@ def rule_registration(g: Grading) -> Verdict:
             if seed is not None:
                 registered.setdefault(seed, event)
         lists = {g.address(event, "seed") for event in g.of(logformat.PEER_LIST, peer)}
+        verdict.checked += 1
         if peer in g.failed and not registered:
             continue
         n = g.setting(peer, "seeds")
@@ -350,8 +375,8 @@ def rule_generation(g: Grading) -> Verdict:
         for index, generated in enumerate(incarnations):
             made += len(generated)
             ends = starts[index + 1] if index + 1 < len(starts) else node.last_seen
-            _check_generated(verdict, peer, generated, count, interval, early, late, starts[index], ends,
-                             anchors[min(index, len(anchors) - 1)])
+            verdict.checked += _check_generated(verdict, peer, generated, count, interval, early, late,
+                                                starts[index], ends, anchors[min(index, len(anchors) - 1)])
     verdict.detail = f"{made} messages created"
     return verdict
 
@@ -365,8 +390,9 @@ def _created(event: LogEvent) -> float:
 
 
 def _check_generated(verdict: Verdict, peer: Address, generated: list[tuple[float, LogEvent]], count: int,
-                     interval: float, early: float, late: float, started: float, ends: float, anchor: int) -> None:
-    """Check one incarnation's messages; ``anchor`` is the line named when it made none."""
+                     interval: float, early: float, late: float, started: float, ends: float, anchor: int) -> bool:
+    """Check one incarnation's messages; ``anchor`` is the line named when it made none.  False when there
+    was nothing to judge: no message, and the log ends before the first could be missed."""
     for number, (_, event) in enumerate(generated, start=1):
         if event.fields.get("number") != str(number):
             verdict.offences.append(Offence(peer, (event.line,), f"message number {event.fields.get('number')} "
@@ -388,6 +414,7 @@ def _check_generated(verdict: Verdict, peer: Address, generated: list[tuple[floa
         lines = (generated[-1][1].line,) if generated else (anchor,)
         verdict.offences.append(Offence(peer, lines, f"created {len(generated)} messages; gossip-count is "
                                                      f"{count}, and its log goes on past when the last was due"))
+    return bool(generated) or ends >= last_due
 
 
 def rule_duplicates(g: Grading) -> Verdict:
@@ -403,6 +430,7 @@ def rule_duplicates(g: Grading) -> Verdict:
         if origin in receivers:
             verdict.offences.append(Offence(origin, (receivers[origin].line,), f"received its own message {text}"))
     verdict.detail = f"{sum(map(len, g.run.receipts.values()))} first receipts"
+    verdict.checked = sum(map(len, g.run.receipts.values())) + len(g.run.duplicates)
     return verdict
 
 
@@ -464,6 +492,7 @@ def rule_delivery(g: Grading) -> Verdict:
                                         f"LINK_OPENED with: {', '.join(senders[:5])}"))
     parts = f" in {len(members)} parts" if len(members) > 1 else ""
     verdict.detail = f"{expected_total} receipts expected at {len(live)} live peers{parts}, all checked for a link"
+    verdict.checked = expected_total + sum(map(len, g.run.receipts.values()))
     return verdict
 
 
@@ -487,6 +516,7 @@ def rule_overlay(g: Grading) -> Verdict:
         for end in link:
             degrees[end] += 1
     values = sorted(degrees.values())
+    verdict.checked = len(values)
     if not values:
         verdict.detail = "no peers"
         return verdict
@@ -510,6 +540,7 @@ def rule_reports(g: Grading) -> Verdict:
         reporter, dead = event.node, g.address(event, "dead")
         if dead is None:
             continue  # rule 1
+        verdict.checked += 1
         timeline = g.timeline.get(dead, [])
         if not timeline:
             verdict.offences.append(Offence(reporter, (event.line,), f"reported {dead}, which never logged a line"))
@@ -559,7 +590,7 @@ def rule_reports(g: Grading) -> Verdict:
                           f"{min(silences):.2f} to {max(silences):.2f} s after the accused's last line; "
                           f"{holders_total} seeds held them")
     else:
-        verdict.detail = "no true dead-node reports"
+        verdict.detail = "no true dead-node reports" if verdict.checked else "no dead-node reports"
     return verdict
 
 
@@ -609,6 +640,7 @@ def rule_peer_lists(g: Grading) -> Verdict:
             dropped[event.node][peer] = event
             last_removed[peer] = event
     for seed in sorted(held):
+        verdict.checked += len(held[seed])
         for peer, added in sorted(held[seed].items()):
             if peer not in g.run.peers:
                 verdict.offences.append(Offence(seed, (added.line,), f"holds {peer}, which never logged a line"))
@@ -619,6 +651,7 @@ def rule_peer_lists(g: Grading) -> Verdict:
                 verdict.offences.append(Offence(seed, lines, f"still holds {peer}, which is dead{by}"))
     for peer in g.live:
         for seed, registration in _holders(g, peer, float("inf")).items():
+            verdict.checked += seed in g.run.seeds
             if seed in g.run.seeds and peer not in held.get(seed, {}):
                 removal = dropped[seed].get(peer)
                 lines = (removal.line,) if removal else (registration.line,)

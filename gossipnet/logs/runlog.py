@@ -30,7 +30,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import NamedTuple
 
-from gossipnet.logs import logformat
+from gossipnet.logs import logformat, textlines
 from gossipnet.logs.logformat import LogEvent, LogFormatError
 from gossipnet.protocol.wire import Address
 
@@ -515,22 +515,32 @@ class LogFiles:
 def read_logs(paths: Sequence[str | Path]) -> tuple[Run, LogFiles]:
     """One run from one or more log files (e.g. one per node), their events merged by time.
 
-    Each file is read as :func:`logformat.parse_log` reads it.  Ties in time
-    keep the files' order.  Raises ``OSError`` for a file that cannot be read.
+    Each file is read as :func:`logformat.parse_log` reads it, but a line
+    longer than textlines.MAX_LINE_BYTES is skipped, not kept (a damaged log
+    may hold a gigabyte without a line break), and listed as malformed.  Ties
+    in time keep the files' order.  Raises ``OSError`` for a file that cannot be read.
     """
     files = tuple(Path(path) for path in paths)
     ends: list[int] = []
+    long_lines: list[tuple[int, str, str]] = []
 
     def lines() -> Iterable[str]:
         count = 0
         for path in files:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                for text in handle:
-                    count += 1
-                    yield text
+            cuts: list[tuple[int, int]] = []
+            for text in textlines.read_lines(path, textlines.REPLACE, cuts):
+                count += 1
+                if cuts and cuts[-1][0] == count - (ends[-1] if ends else 0):
+                    long_lines.append((count, f"a line of {cuts[-1][1]:,} characters, longer than the "
+                                              f"bound of {textlines.MAX_LINE_BYTES:,}: skipped", text[:80]))
+                    text = ""
+                yield text
             ends.append(count)
 
     parsed = logformat.parse_lines(lines())
+    if long_lines:
+        parsed.errors.extend(long_lines)
+        parsed.errors.sort()
     if len(files) > 1:
         parsed.events.sort(key=attrgetter("timestamp"))
     return Run(parsed.events, parsed.errors), LogFiles(files, tuple(ends))

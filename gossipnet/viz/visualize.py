@@ -42,7 +42,7 @@ def _once(args: argparse.Namespace) -> int:
     run = load(args.log)
     report_errors(args.log, run.errors)
     check_has_peers(args.log, run)
-    import figures  # matplotlib and networkx load slowly: only once the log is known to be usable
+    from gossipnet.viz import figures  # matplotlib and networkx load slowly: only once the log is known to be usable
 
     view = figures.View.of(run)
     written = [] if args.text_only else write_figures(view, args.out or Path(DEFAULT_OUT))

@@ -331,6 +331,40 @@ def test_settings_come_from_flags_when_no_started_line_gives_them(tmp_path, clea
     assert list(failing(path, **{**flags, "gossip_count": COUNT + 1})) == [3]
 
 
+# --- Nothing to check is not a pass ----------------------------------------------------------------
+# Before, rules 2-8 passed on a log with no peers ("no peers", "0 messages created"): a pass on no evidence.
+
+
+def test_a_log_with_no_peers_checks_only_the_format(tmp_path, clean):
+    seeds_only = [line for line in clean if " seed " in line and (" STARTED " in line or line.endswith(" STOPPED"))]
+    _, verdicts = grading.grade([str(write(tmp_path, seeds_only))])
+    assert [verdict.status for verdict in verdicts] == ["pass"] + ["not checked"] * 7
+    assert [verdict.checked for verdict in verdicts][1:] == [0] * 7
+    assert not any(verdict.passed for verdict in verdicts[1:])
+
+
+def test_a_run_where_nobody_died_leaves_the_reports_rule_not_checked(tmp_path, capsys):
+    lines = synthesize(scenario(dead=())).lines
+    path = write(tmp_path, lines)
+    _, verdicts = grading.grade([str(path)])
+    assert {verdict.number: verdict.status for verdict in verdicts if verdict.status != "pass"} == {7: "not checked"}
+    assert grader.main([str(path), "--json"]) == 0  # something was checked and nothing failed
+    report = json.loads(capsys.readouterr().out)
+    assert report["passed"] and report["format"] == "project" and report["verdict"]["not checked"] == 1
+    assert [(rule["status"], rule["passed"]) for rule in report["rules"]][6] == ("not checked", False)
+    assert report["lines"] == report["lines_understood"] == len(lines)
+    assert len(report["messages"]) == 10 * COUNT and report["dead_node_texts"] == []
+    assert {node["role"] for node in report["nodes"]} == {"seed", "peer"} and len(report["nodes"]) == 13
+
+
+def test_each_rule_counts_what_it_checked(clean, tmp_path):
+    _, verdicts = grading.grade([str(write(tmp_path, clean))])
+    checked = {verdict.number: verdict.checked for verdict in verdicts}
+    assert checked[1] == len(clean) and checked[2] == checked[6] == 10
+    assert checked[4] == sum(" GOSSIP_RECEIVED " in line for line in clean)
+    assert checked[7] == sum(" DEAD_NODE_REPORTED " in line for line in clean)
+
+
 # --- The command line -----------------------------------------------------------------------------
 
 
