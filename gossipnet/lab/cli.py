@@ -1,7 +1,7 @@
 """A multi-host lab: every seed and peer on an address of its own, and faults at chosen times.
 
-    python lab.py --seeds 3 --peers 12 --fast --fault crash:3:30%        # namespaces: needs root
-    python lab.py --loopback --peers 8 --fast --fault hang:2:6            # all on 127.0.0.1
+    python -m gossipnet.lab --seeds 3 --peers 12 --fast --fault crash:3:30%        # namespaces: needs root
+    python -m gossipnet.lab --loopback --peers 8 --fast --fault hang:2:6            # all on 127.0.0.1
 
 Each node runs in its own Linux network namespace, joined by a bridge
 (labnet.Namespaces), or, with ``--loopback``, on 127.0.0.1 (labnet.Loopback).

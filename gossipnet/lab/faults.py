@@ -1,6 +1,6 @@
 """The lab's fault scenarios: which faults strike, when, and whom.
 
-A :class:`Scenario` is plain data that every backend of lab.py runs the same
+A :class:`Scenario` is plain data that every backend of the lab runs the same
 way.  Faults are written ``KIND:AT[:ARG...]``, AT in seconds after every peer
 of the run is up (has made its first message):
 

@@ -1,6 +1,6 @@
 """Where the lab's nodes run: all on loopback, or each in a network namespace of its own.
 
-Two backends give lab.py the same few operations: the address a node listens
+Two backends give the lab the same few operations: the address a node listens
 on, the command prefix that starts it there, cutting and restoring a node's
 cable, and a teardown that removes everything the backend made.
 
@@ -84,7 +84,7 @@ def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 def namespaces_unavailable() -> str | None:
     """Why this machine cannot run the namespace backend (one line), or None if it can."""
     if os.geteuid() != 0:
-        return "network namespaces need root: run lab.py as root, or use --loopback"
+        return "network namespaces need root: run the lab as root, or use --loopback"
     if shutil.which("ip") is None:
         return "network namespaces need the ip command (iproute2), which is not installed; or use --loopback"
     probe = f"{unique_prefix()}-probe"

@@ -1,6 +1,6 @@
 """One lab run: start the seeds and peers on a backend, play the faults, follow the log, tear down.
 
-:class:`Lab` is the engine of lab.py (which adds the command line and the
+:class:`Lab` is the engine of the lab (cli.py, which adds the command line and the
 report) and of tests/test_faults.py.  Nodes start and stop through
 launch.py; where they run is the backend's business (lab/net.py); whom a
 fault strikes is faults.py's; what the run amounts to is lab/verdict.py's.

@@ -1,7 +1,7 @@
 """What a lab run amounts to: the checks of a fault scenario, judged from its log.
 
 Every fact about the run comes from :class:`runlog.Run` (the same reading of
-the log as every other tool); lab.py adds what only it knows, the
+the log as every other tool); the lab adds what only it knows, the
 :class:`Facts`: which fault struck whom and when, who joined when, and which
 peers are live at the end.  Each check is one :class:`Check`, so a test can
 assert exactly the ones its scenario is about:

@@ -1,9 +1,9 @@
 """Simulate the gossip network at scales one machine's sockets cannot reach, or replay a real run.
 
-    python simulate.py -n 100000 [--latency DIST] [--fail 0.1] [--churn RATE]
+    python -m gossipnet.sim -n 100000 [--latency DIST] [--fail 0.1] [--churn RATE]
                        [--degree-model preferential|report] [--rng-seed N] [--out DIR]
-    python simulate.py --scale 100,1000,10000,100000 [--out DIR]
-    python simulate.py --replay outputfile.txt [--bench bench.json]
+    python -m gossipnet.sim --scale 100,1000,10000,100000 [--out DIR]
+    python -m gossipnet.sim --replay outputfile.txt [--bench bench.json]
 
 The overlay is grown by replaying joins through simulated seeds with the
 project's own code (sim/network.py), then a discrete-event simulation (sim/engine.py)
@@ -26,8 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-from gossipnet.sim import report as simreport
-from gossipnet.protocol import topology
 from gossipnet.config import (
     MAX_CONNECTIONS,
     PeerSettings,
@@ -39,6 +37,8 @@ from gossipnet.config import (
     non_negative_int,
     positive_int,
 )
+from gossipnet.protocol import topology
+from gossipnet.sim import report as simreport
 from gossipnet.sim.engine import CRASH, JOIN, LEAVE, Simulation, schedule_messages
 from gossipnet.sim.network import Latency, Network, SimulationError
 
