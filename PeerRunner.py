@@ -16,6 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from gossipnet import console
 from gossipnet.config import (
     ConfigError,
     load_seeds,
@@ -78,4 +79,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console.run(main))

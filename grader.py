@@ -31,6 +31,7 @@ import json
 import sys
 from collections import Counter
 
+from gossipnet import console
 from gossipnet.config import PEER_FLAGS, add_peer_arguments, non_negative_int, positive_float, positive_int
 from gossipnet.grading import gradeinput
 from gossipnet.grading.foreigngrading import FOREIGN_DEFAULTS
@@ -81,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
                     reports.append({"label": submission.label, **report_json(graded, args.max_offenders)})
                 else:
                     print(report_text(graded, args.max_offenders, args.explain))
+        except BrokenPipeError:
+            raise  # the reader went away (console.run)
         except (UsageError, OSError) as exc:
             message = f"cannot read {exc.filename}: {exc.strerror or exc}" if isinstance(exc, OSError) else str(exc)
             print(f"{PROG}: error: {submission.label + ': ' if len(given) > 1 else ''}{message}", file=sys.stderr)
@@ -100,4 +103,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console.run(main))

@@ -18,6 +18,7 @@ import os
 import random
 import sys
 
+from gossipnet import console
 from gossipnet.config import (
     ConfigError,
     add_peer_arguments,
@@ -55,4 +56,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console.run(main))

@@ -18,6 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from gossipnet import console
 from gossipnet.config import (
     ConfigError,
     SeedSettings,
@@ -137,4 +138,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console.run(main))

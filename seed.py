@@ -15,6 +15,7 @@ import argparse
 import os
 import sys
 
+from gossipnet import console
 from gossipnet.config import (
     ConfigError,
     SeedSettings,
@@ -62,4 +63,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console.run(main))

@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from gossipnet import console
 from gossipnet.config import bounded_float
 from gossipnet.viz.visualize import DEFAULT_INTERVAL, DEFAULT_LOG, DEFAULT_OUT, PROG, VisualizerError, live, once
 
@@ -73,4 +74,4 @@ _positive = bounded_float(lambda value: 0 < value < 3600, "must be above 0 and b
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console.run(main))

@@ -2,6 +2,7 @@
 
 import sys
 
+from gossipnet import console
 from gossipnet.bench.cli import main
 
-sys.exit(main())
+sys.exit(console.run(main))

@@ -69,3 +69,22 @@ def test_unwritable_log_is_a_clear_error(tmp_path):
     result = run("seed.py", "127.0.0.1", "0", "--log", str(tmp_path / "missing-dir" / "log.txt"))
     assert result.returncode == 1
     assert "cannot open log" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [["grader.py"], ["visualizer.py", "--text-only"]])
+def test_a_reader_that_goes_away_ends_the_script_quietly(command, tmp_path):
+    # `python grader.py LOG | head`: the pipe closes before the script writes; like any Unix
+    # tool it ends with the SIGPIPE status and no traceback.
+    from synthlog import Scenario, synthesize
+
+    log = synthesize(Scenario(peers=6, edges=[(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)])).write(tmp_path / "log.txt")
+    process = subprocess.Popen([sys.executable, str(ROOT / command[0]), str(log), *command[1:]],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    process.stdout.close()  # the reader is gone before the script has written a byte
+    try:
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 141, err
+    assert "Traceback" not in err and "error" not in err
