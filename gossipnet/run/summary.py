@@ -69,7 +69,8 @@ def summarize(peer_run: PeerRun, extra_settings: dict | None = None) -> dict:
         failures.append(f"{len(run.errors)} malformed log lines")
     settings = {"peers": plan.peers, "host": plan.host, "base_port": plan.base_port,
                 **asdict(plan.timings), "gossip_count": plan.gossip_count, "ping_misses": plan.ping_misses,
-                "degree_model": plan.degree_model, "rng_seed": plan.rng_seed, "kill": plan.kill,
+                "liveness": plan.liveness, "degree_model": plan.degree_model, "rng_seed": plan.rng_seed,
+                "kill": plan.kill,
                 "timeout": plan.timeout, "config": str(plan.config), "log": str(plan.log),
                 **(extra_settings or {})}
     return {
