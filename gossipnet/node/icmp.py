@@ -70,7 +70,8 @@ def ping_unavailable() -> str | None:
 class Pinger:
     """Runs ``ping`` for the ping loop: never blocking it, at most one at a time per neighbour."""
 
-    def __init__(self, ping_interval: float) -> None:
+    def __init__(self, ping_interval: float, command: Callable[[str, float], list[str]] = ping_command) -> None:
+        self.command = command  # (IP, seconds to wait) -> argv; tests put a stand-in here
         self.wait = ICMP_WAIT_SHARE * ping_interval
         self.kill_after = ICMP_KILL_SHARE * ping_interval
         self._running: dict[Address, threading.Thread] = {}
@@ -108,7 +109,7 @@ class Pinger:
         """Whether one echo request to the neighbour's IP got a reply."""
         try:
             # Its own session: a Ctrl-C at the terminal is for the peer, which then stops its pings.
-            process = subprocess.Popen(ping_command(neighbour.ip, self.wait), stdin=subprocess.DEVNULL,
+            process = subprocess.Popen(self.command(neighbour.ip, self.wait), stdin=subprocess.DEVNULL,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                        start_new_session=True)
         except OSError:  # out of processes, or ping gone since the start-up check: no reply
