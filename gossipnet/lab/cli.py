@@ -55,6 +55,7 @@ def report(result: Result, scenario: Scenario, backend: str) -> dict:
                    if event.address("dead") == incident.node and event.timestamp >= incident.start]
         removed = removals_since(run, incident.node, incident.start)
         struck.append({"peer": f"{incident.node} ({incident.kind})",
+                       "label": "struck" if incident.kind == "cut" else "killed",
                        "first_report_s": round(min(e.timestamp for e in reports) - incident.start, 3)
                        if reports else None,
                        "reporters": sorted({str(event.node) for event in reports}),

@@ -111,7 +111,7 @@ def format_report(report: dict, summary_path: Path | None) -> str:
             f"first report after {first:.1f} s ({len(kill['reporters'])} reporter{'s' * (len(kill['reporters']) != 1)})"
         text += f", removed by {len(kill['removed_by'])}/{len(kill['held_by'])} seeds"
         text += "" if last is None else f" after {last:.1f} s"
-        rows.append((f"killed {kill['peer']}", text))
+        rows.append((f"{kill.get('label', 'killed')} {kill['peer']}", text))  # the lab's cuts: 'struck'
     rows.append(("false dead reports", str(s["false_reports"])))
     width = max(len(name) for name, _ in rows)
     lines = [f"Summary after {report['elapsed_s']:.1f} s ({report['outcome']}):"]
