@@ -2,7 +2,8 @@
 
 Joining: register with a random majority of the seeds, take the union of the
 peer lists they return, and open links chosen by topology.py.  Liveness: every
-ping interval each neighbour is sent a LIVENESS_REQUEST; one that misses
+ping interval each neighbour is sent a LIVENESS_REQUEST (or, with --liveness
+icmp or both, is pinged by the system ping: icmp.py); one that misses
 ping-misses in a row (liveness.py) is dropped and reported dead to the seeds.
 Link and dead-node reports go to the seeds from one thread, off the gossip
 path.  With authentication on (the default), the peer signs them and its
@@ -215,7 +216,7 @@ class Peer(Linking, Gossiping, Repairing):
         """
         mode = self.settings.liveness
         pinger = icmp.Pinger(self.settings.ping_interval) if liveness.uses_icmp(mode) else None
-        warned = pinger is None
+        warned = mode != liveness.ICMP  # both sees a crash through its app half: nothing to warn of
         try:
             while True:
                 if not warned:
