@@ -15,16 +15,17 @@ working ``ping`` (.ci/run installs iputils-ping).
 
 from __future__ import annotations
 
+import argparse
 import functools
 import os
 import subprocess
 import sys
 import threading
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from gossipnet.lab import cli as lab
 from gossipnet.lab import net as labnet
 from gossipnet.lab.faults import Scenario, parse_fault
 from gossipnet.lab.run import Lab, Result
@@ -32,6 +33,7 @@ from gossipnet.logs import logformat
 from gossipnet.node import icmp
 from gossipnet.protocol.wire import Address
 from gossipnet.run import launch
+from gossipnet.run.options import add_network_arguments, add_run_arguments, make_plan
 
 WARNING = "peer: warning: --liveness icmp: "
 # Namespace runs: timings as tests/network/test_faults.py's, a ping a little less often (each
@@ -217,10 +219,19 @@ def test_a_hung_process_still_answers_icmp_and_goes_unseen(namespaces, tmp_path_
     assert not detected.ok and "never reported" in detected.detail
 
 
-def test_scenarios_carry_the_mode_to_every_peer():
-    plan = replace(scenario("both", CUT), rng_seed=None)
-    assert plan.liveness == "both"
-    assert Scenario(1, 2).liveness == "app"
+@pytest.mark.parametrize("mode", ["icmp", "both"])
+def test_the_runners_and_the_lab_pass_the_mode_to_every_peer(mode):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-n", "--peers", type=int)
+    add_network_arguments(parser)
+    add_run_arguments(parser, default_kill="0")
+    plan = make_plan(parser, parser.parse_args(["-n", "3", "--liveness", mode]), default_kill=0)
+    argv = plan.peer_args(2)
+    assert argv[argv.index("--liveness") + 1] == mode
+    default = make_plan(parser, parser.parse_args(["-n", "3"]), default_kill=0).peer_args(0)
+    assert default[default.index("--liveness") + 1] == "app"
+    assert lab.make_scenario(lab.build_parser().parse_args(["--liveness", mode])).liveness == mode
+    assert lab.make_scenario(lab.build_parser().parse_args([])).liveness == "app"
 
 
 def test_the_pinger_reports_an_echo_reply_off_the_callers_thread(ping):
