@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gossipnet.protocol import topology
+from gossipnet.protocol.liveness import APP, LIVENESS_MODES
 from gossipnet.protocol.wire import MAX_NUMBER_DIGITS, Address, ProtocolError
 
 # --- Bounds -----------------------------------------------------------------
@@ -109,6 +110,18 @@ KEY_LOOKUP_BACKOFF = 0.5
 REGISTER_ATTEMPTS = 4
 REGISTER_BACKOFF = 0.5
 
+# --liveness icmp or both (node/icmp.py): the share of the ping interval one
+# system ping waits for its echo reply (ping -W).  Under the interval, so that
+# each neighbour's ping has ended before the next is due (one at a time per
+# neighbour); the other half is room for starting the process on a loaded
+# machine.  A ping still running at ICMP_KILL_SHARE of the interval is killed
+# and counts as unanswered.
+ICMP_WAIT_SHARE = 0.5
+ICMP_KILL_SHARE = 0.9
+# Seconds the peer's start-up check of the ping utility (an echo request to
+# 127.0.0.1) may take: loopback answers at once, so this is only for a slow start.
+ICMP_CHECK_TIMEOUT = 5.0
+
 # Overlay repair (peerrepair.py, repairplan.py, topology.RepairSchedule).  Dials
 # one repair round may make: refused connects cost little, but a hung or
 # cut-off peer holds a dial for up to two CONNECT_TIMEOUTs, so a round stays
@@ -163,6 +176,12 @@ class PeerSettings:
     # Shorter reconnects sooner after a partition heals and asks the seeds
     # more often while it lasts.
     repair_interval: float | None = None
+    # How a neighbour's liveness is checked (liveness.py): "app" (Liveness
+    # Request/Reply over the link, the default), "icmp" (the system ping
+    # utility, as the course handout asks: it sees a host, not a process, so
+    # it misses a crash or a hang whose host is up) or "both" (either failing
+    # is a miss).
+    liveness: str = APP
 
     @property
     def repair_period(self) -> float:
@@ -332,6 +351,10 @@ PEER_FLAGS: dict[str, PeerFlag] = {flag.name: flag for flag in (
              f"{_PEER.ping_interval:g}", positive_float, "S"),
     PeerFlag("ping_misses", "--ping-misses", "consecutive unanswered requests that make a neighbour dead",
              str(_PEER.ping_misses), positive_int, "N"),
+    PeerFlag("liveness", "--liveness", "how a peer checks that a neighbour is alive: app (Liveness Request/Reply "
+             "over the link), icmp (the system ping utility, as the course handout asks; it sees the host, not the "
+             "process: a crashed or hung peer whose host is up still answers) or both (a miss when either fails)",
+             _PEER.liveness, choices=LIVENESS_MODES),
     PeerFlag("degree_model", "--degree-model", "how a peer chooses neighbours: preferential attachment (a true "
              "power law) or the report's formula 40*1.5^(-k/10), which is exponential", _PEER.degree_model,
              choices=topology.DEGREE_MODELS),

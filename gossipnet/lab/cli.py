@@ -49,12 +49,13 @@ def report(result: Result, scenario: Scenario, backend: str) -> dict:
                    messages_disseminated=len(run.dissemination_times()))
     struck = []
     for incident in result.facts.incidents:
-        if incident.kind not in ("crash", "hang"):
+        if incident.kind not in ("crash", "hang", "cut"):  # a cut: when the peers outside first reported it
             continue
         reports = [event for event in run.reports
                    if event.address("dead") == incident.node and event.timestamp >= incident.start]
         removed = removals_since(run, incident.node, incident.start)
         struck.append({"peer": f"{incident.node} ({incident.kind})",
+                       "label": "struck" if incident.kind == "cut" else "killed",
                        "first_report_s": round(min(e.timestamp for e in reports) - incident.start, 3)
                        if reports else None,
                        "reporters": sorted({str(event.node) for event in reports}),
@@ -116,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="keep config.txt and the nodes' stderr here (default: a temporary directory)")
     parser.add_argument("--timeout", type=positive_float, metavar="S",
                         help="give up, and fail, after S seconds (default: from the timings and the faults)")
-    add_peer_arguments(parser, ("gossip_interval", "gossip_count", "ping_interval", "ping_misses"), scripted={
+    peer_flags = ("gossip_interval", "gossip_count", "ping_interval", "ping_misses", "liveness")
+    add_peer_arguments(parser, peer_flags, scripted={
         "gossip_interval": f"default: {REPORT.gossip_interval:g}, --fast {FAST.gossip_interval:g}",
         "gossip_count": "default: enough that gossip goes on until the last fault has played out",
         "ping_interval": f"default: {REPORT.ping_interval:g}, --fast {FAST.ping_interval:g}"})
@@ -141,7 +143,8 @@ def make_scenario(args: argparse.Namespace) -> Scenario:
                         gossip_interval=args.gossip_interval or preset.gossip_interval,
                         gossip_count=args.gossip_count or PeerSettings.gossip_count,
                         ping_interval=args.ping_interval or preset.ping_interval, ping_misses=args.ping_misses,
-                        probe_timeout=args.probe_timeout or preset.probe_timeout, rng_seed=args.rng_seed)
+                        probe_timeout=args.probe_timeout or preset.probe_timeout, rng_seed=args.rng_seed,
+                        liveness=args.liveness)
     return scenario if args.gossip_count else scenario.lasting()
 
 

@@ -29,7 +29,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from gossipnet.config import CONFIRMATIONS
+from gossipnet.config import CONFIRMATIONS, PeerSettings
 from gossipnet.protocol.wire import Address
 
 KINDS = ("crash", "hang", "cut", "seeds-down", "join", "restart")
@@ -127,6 +127,7 @@ class Scenario:
     ping_misses: int = 3
     probe_timeout: float = 3.0
     rng_seed: int | None = None
+    liveness: str = PeerSettings.liveness  # the peers' --liveness
 
     def count(self, fault: Fault) -> int:
         return max(1, round(fault.share * self.peers)) if fault.share is not None else fault.count

@@ -136,7 +136,8 @@ class Lab:
 
     def _spawn(self, node: LabNode) -> NodeProcess:
         s = self.scenario
-        settings = PeerSettings(s.gossip_interval, s.gossip_count, s.ping_interval, s.ping_misses)
+        settings = PeerSettings(s.gossip_interval, s.gossip_count, s.ping_interval, s.ping_misses,
+                                liveness=s.liveness)
         rng_seed = None if s.rng_seed is None else s.rng_seed + int(node.name[1:]) + 1000 * len(node.lives)
         flags = (["--probe-timeout", f"{s.probe_timeout:g}"] if node.role == "seed" else
                  peer_argv(settings, rng_seed))

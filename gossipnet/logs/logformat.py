@@ -70,6 +70,8 @@ REPAIR = "REPAIR"  # peer, one per round: reason=, degree=, before=, target=, se
 REJOINED = "REJOINED"  # peer: seed=, again=yes|no (registered during a repair with a seed that did not list it)
 # Added with guarded background loops (transport.run_loop)
 LOOP_FAILED = "LOOP_FAILED"  # both: loop=, error=, restarts_left= (an unexpected exception; the loop is started again)
+# Added with --liveness icmp and both (node/icmp.py); PING_MISSED then adds failed=app|icmp|app,icmp
+LIVENESS_WARNING = "LIVENESS_WARNING"  # peer: neighbour=, reason= (once: ICMP cannot see this neighbour's process)
 
 _BARE = re.compile(r'[^\s"=]+')
 _FIELD = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|[^\s"=]+)(?: |$)')

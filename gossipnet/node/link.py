@@ -17,7 +17,7 @@ import threading
 
 from gossipnet.config import SEND_QUEUE_LINES
 from gossipnet.node.transport import Connection
-from gossipnet.protocol.liveness import LivenessTracker
+from gossipnet.protocol.liveness import APP, LivenessTracker
 from gossipnet.protocol.wire import Address, Message, encode
 
 # Lines a writer sends in one system call when its queue has a backlog.
@@ -33,11 +33,12 @@ class Link:
     for the writer thread, so a slow neighbour never holds up the others.
     """
 
-    def __init__(self, neighbour: Address, conn: Connection, initiator: bool, ping_misses: int) -> None:
+    def __init__(self, neighbour: Address, conn: Connection, initiator: bool, ping_misses: int,
+                 liveness: str = APP) -> None:
         self.neighbour = neighbour
         self.conn = conn
         self.initiator = initiator
-        self.liveness = LivenessTracker(ping_misses)
+        self.liveness = LivenessTracker(ping_misses, liveness)
         self._queue: collections.deque[bytes | None] = collections.deque()
         # Guards the queue and _writing; the writer waits on it for work.
         self._ready = threading.Condition(threading.Lock())

@@ -19,9 +19,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import NamedTuple
 
 from gossipnet.node.link import Link
 from gossipnet.protocol.wire import Address
+
+
+class Tick(NamedTuple):
+    """One link at a tick of the ping loop (liveness.LivenessTracker.tick)."""
+
+    link: Link
+    dead: bool
+    misses: int  # consecutive misses, this one included
+    failed: tuple[str, ...]  # the checks the closed round failed (app, icmp), if it missed
+    round: int  # the round just begun: a ping run for it reports with this number
 
 
 class LinkTable:
@@ -134,15 +145,21 @@ class LinkTable:
 
     # --- Liveness ------------------------------------------------------------------
 
-    def tick(self) -> list[tuple[Link, bool, int]]:
-        """A ping interval passed: for each link, whether its neighbour is now dead, and its misses."""
+    def tick(self) -> list[Tick]:
+        """A ping interval passed: for each link, whether its neighbour is now dead, and why."""
         with self._lock:
-            return [(link, link.liveness.tick(), link.liveness.misses) for link in self._links.values()]
+            return [Tick(link, link.liveness.tick(), link.liveness.misses, link.liveness.failed, link.liveness.round)
+                    for link in self._links.values()]
 
     def replied(self, link: Link) -> None:
         """A line arrived on ``link``: any line is a sign of life, a reply or not."""
         with self._lock:
             link.liveness.replied()
+
+    def icmp_result(self, link: Link, round: int, answered: bool) -> None:
+        """The system ping run for ``link`` after tick ``round`` ended (the peer's --liveness icmp or both)."""
+        with self._lock:
+            link.liveness.icmp_result(round, answered)
 
     def _linked(self, neighbour: Address) -> bool:
         link = self._links.get(neighbour)

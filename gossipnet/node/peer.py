@@ -2,7 +2,8 @@
 
 Joining: register with a random majority of the seeds, take the union of the
 peer lists they return, and open links chosen by topology.py.  Liveness: every
-ping interval each neighbour is sent a LIVENESS_REQUEST; one that misses
+ping interval each neighbour is sent a LIVENESS_REQUEST (or, with --liveness
+icmp or both, is pinged by the system ping: icmp.py); one that misses
 ping-misses in a row (liveness.py) is dropped and reported dead to the seeds.
 Link and dead-node reports go to the seeds from one thread, off the gossip
 path.  With authentication on (the default), the peer signs them and its
@@ -31,8 +32,10 @@ them to sockets.
 
 from __future__ import annotations
 
+import functools
 import queue
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -48,7 +51,7 @@ from gossipnet.config import (
 )
 from gossipnet.logs import logformat
 from gossipnet.logs.logformat import NodeLog
-from gossipnet.node import transport
+from gossipnet.node import icmp, transport
 from gossipnet.node.keywait import KeyWait
 from gossipnet.node.link import Link
 from gossipnet.node.linktable import LinkTable
@@ -56,7 +59,7 @@ from gossipnet.node.peergossip import Gossiping
 from gossipnet.node.peerlinks import Linking
 from gossipnet.node.peerrepair import Repairing
 from gossipnet.node.transport import NodeServer, NodeStartError, describe
-from gossipnet.protocol import auth, topology
+from gossipnet.protocol import auth, liveness, topology
 from gossipnet.protocol.messagelist import MessageList
 from gossipnet.protocol.wire import (
     NOT_LISTED,
@@ -206,15 +209,53 @@ class Peer(Linking, Gossiping, Repairing):
     # --- Liveness ------------------------------------------------------------------
 
     def _ping_loop(self) -> None:
-        while not self.stopped.wait(self.settings.ping_interval):
-            request = LivenessRequest(self.address, self._timestamp())
-            for link, dead, misses in self.link_table.tick():
-                if misses:
-                    self.log.event(logformat.PING_MISSED, neighbour=link.neighbour, misses=misses)
-                if dead:
-                    self.report_dead(link)
-                else:
-                    link.send(request)
+        """Every ping interval, tick each link's liveness rule and check each live neighbour again.
+
+        How (liveness.py, --liveness): a liveness request over the link, the
+        system ping (icmp.Pinger, off this thread), or both.
+        """
+        mode = self.settings.liveness
+        pinger = icmp.Pinger(self.settings.ping_interval) if liveness.uses_icmp(mode) else None
+        warned = mode != liveness.ICMP  # both sees a crash through its app half: nothing to warn of
+        try:
+            while True:
+                if not warned:
+                    warned = self._warn_if_blind()
+                if self.stopped.wait(self.settings.ping_interval):
+                    return
+                request = LivenessRequest(self.address, self._timestamp())
+                for tick in self.link_table.tick():
+                    if tick.misses:
+                        failed = {} if mode == liveness.APP else {"failed": ",".join(tick.failed)}
+                        self.log.event(logformat.PING_MISSED, neighbour=tick.link.neighbour, misses=tick.misses,
+                                       **failed)
+                    if tick.dead:
+                        self.report_dead(tick.link)
+                        continue
+                    if liveness.uses_app(mode):
+                        tick.link.send(request)
+                    if pinger is not None:
+                        pinger.ping(tick.link.neighbour, functools.partial(self.link_table.icmp_result, tick.link,
+                                                                           tick.round))
+        finally:
+            if pinger is not None:
+                pinger.stop()
+
+    def _warn_if_blind(self) -> bool:
+        """Warn, once, of the first neighbour whose death --liveness icmp can never see; True once warned.
+
+        Checked at each tick (the first right after joining), so the warning
+        comes as soon as such a neighbour is linked: on one host that is the first.
+        """
+        blind = sorted(neighbour for neighbour in self.link_table.neighbours()
+                       if liveness.blind_to_processes(self.settings.liveness, neighbour.ip))
+        if not blind:
+            return False
+        reason = (f"neighbour {blind[0]} is on a loopback address, which this host always answers: ICMP alone "
+                  "cannot detect a crashed or hung peer here (use --liveness app or both)")
+        self.log.event(logformat.LIVENESS_WARNING, neighbour=blind[0], reason=reason)
+        print(f"peer: warning: --liveness icmp: {reason}", file=sys.stderr, flush=True)
+        return True
 
     def report_dead(self, link: Link) -> None:
         """Drop a neighbour that missed ping-misses requests and tell the seeds."""

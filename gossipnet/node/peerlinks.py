@@ -126,7 +126,7 @@ class Linking:
     def _open_link(self, neighbour: Address, conn: Connection, initiator: bool) -> Link | None:
         """Make ``neighbour`` a neighbour: greet it, replay the ML to it, report the link."""
         conn.set_timeout(None)
-        link = Link(neighbour, conn, initiator, self.settings.ping_misses)
+        link = Link(neighbour, conn, initiator, self.settings.ping_misses, self.settings.liveness)
 
         def greet() -> None:  # once the table admits the link, before it is in the table
             if not initiator:

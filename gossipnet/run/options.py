@@ -33,7 +33,8 @@ EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # what a shell reports for a Ctrl-C'd program
 
 # The peers' settings a run takes from its command line (config.PEER_FLAGS); the others are the defaults.
-PEER_SETTINGS = ("gossip_interval", "gossip_count", "ping_interval", "ping_misses", "degree_model", "rng_seed")
+PEER_SETTINGS = ("gossip_interval", "gossip_count", "ping_interval", "ping_misses", "liveness", "degree_model",
+                 "rng_seed")
 
 
 def default_summary_path(log: Path) -> Path:
@@ -109,7 +110,7 @@ def make_plan(parser: argparse.ArgumentParser, args: argparse.Namespace, default
     plan = Plan(peers=args.peers, config=args.config.resolve(), log=args.log.resolve(),
                 summary=(args.summary or default_summary_path(args.log)).resolve(), timings=timings,
                 host=host, base_port=args.base_port, gossip_count=args.gossip_count, ping_misses=args.ping_misses,
-                degree_model=args.degree_model, rng_seed=args.rng_seed, kill=kill)
+                liveness=args.liveness, degree_model=args.degree_model, rng_seed=args.rng_seed, kill=kill)
     timeout = args.timeout or 30 + 0.5 * args.peers + 2 * plan.expected_duration()
     return replace(plan, timeout=timeout)
 

@@ -73,6 +73,7 @@ class Plan:
     gossip_count: int = PeerSettings.gossip_count
     ping_misses: int = PeerSettings.ping_misses
     degree_model: str = PeerSettings.degree_model
+    liveness: str = PeerSettings.liveness
     rng_seed: int | None = None
     kill: int = 0
     timeout: float = 0.0
@@ -80,7 +81,7 @@ class Plan:
     @property
     def peer_settings(self) -> PeerSettings:
         return PeerSettings(self.timings.gossip_interval, self.gossip_count, self.timings.ping_interval,
-                            self.ping_misses, self.degree_model)
+                            self.ping_misses, self.degree_model, liveness=self.liveness)
 
     def peer_args(self, index: int) -> list[str]:
         """peer.py's command line for peer ``index``: its port, and rng seed N+index with --rng-seed N."""

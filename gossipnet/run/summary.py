@@ -69,7 +69,8 @@ def summarize(peer_run: PeerRun, extra_settings: dict | None = None) -> dict:
         failures.append(f"{len(run.errors)} malformed log lines")
     settings = {"peers": plan.peers, "host": plan.host, "base_port": plan.base_port,
                 **asdict(plan.timings), "gossip_count": plan.gossip_count, "ping_misses": plan.ping_misses,
-                "degree_model": plan.degree_model, "rng_seed": plan.rng_seed, "kill": plan.kill,
+                "liveness": plan.liveness, "degree_model": plan.degree_model, "rng_seed": plan.rng_seed,
+                "kill": plan.kill,
                 "timeout": plan.timeout, "config": str(plan.config), "log": str(plan.log),
                 **(extra_settings or {})}
     return {
@@ -110,7 +111,7 @@ def format_report(report: dict, summary_path: Path | None) -> str:
             f"first report after {first:.1f} s ({len(kill['reporters'])} reporter{'s' * (len(kill['reporters']) != 1)})"
         text += f", removed by {len(kill['removed_by'])}/{len(kill['held_by'])} seeds"
         text += "" if last is None else f" after {last:.1f} s"
-        rows.append((f"killed {kill['peer']}", text))
+        rows.append((f"{kill.get('label', 'killed')} {kill['peer']}", text))  # the lab's cuts: 'struck'
     rows.append(("false dead reports", str(s["false_reports"])))
     width = max(len(name) for name, _ in rows)
     lines = [f"Summary after {report['elapsed_s']:.1f} s ({report['outcome']}):"]

@@ -184,6 +184,8 @@ def peer_parser() -> argparse.ArgumentParser:
     (config.PeerSettings(), None),
     (config.PeerSettings(0.1, 7, 1.3, 5, "report", auth=False, repair=False, repair_interval=0.25), 41),
     (config.PeerSettings(gossip_interval=1 / 3, ping_interval=1234567.125, repair_interval=2.5), 0),
+    (config.PeerSettings(liveness="icmp"), None),
+    (config.PeerSettings(ping_misses=1, liveness="both"), 3),
 ])
 def test_peer_settings_round_trip_through_argv(settings, rng_seed):
     argv = config.peer_argv(settings, rng_seed)
@@ -195,7 +197,7 @@ def test_peer_settings_round_trip_through_argv(settings, rng_seed):
 def test_peer_argv_gives_each_value_and_only_the_switches_set():
     argv = config.peer_argv(config.PeerSettings(auth=False))
     assert argv == ["--gossip-interval", "5", "--gossip-count", "10", "--ping-interval", "13", "--ping-misses", "3",
-                    "--degree-model", "preferential", "--no-auth"]
+                    "--liveness", "app", "--degree-model", "preferential", "--no-auth"]
 
 
 def test_no_flags_give_the_default_settings():
@@ -214,7 +216,8 @@ def test_a_scripted_flag_defaults_to_none_and_says_what_happens_instead():
 
 
 @pytest.mark.parametrize("argv", [["--gossip-count", "1000000000"], ["--gossip-interval", "0"],
-                                  ["--ping-misses", "0"], ["--degree-model", "random"], ["--repair-interval", "-1"]])
+                                  ["--ping-misses", "0"], ["--degree-model", "random"], ["--repair-interval", "-1"],
+                                  ["--liveness", "ping"]])
 def test_peer_flags_refuse_what_a_peer_cannot_run_with(argv, capsys):
     with pytest.raises(SystemExit) as caught:
         peer_parser().parse_args(argv)

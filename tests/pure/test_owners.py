@@ -141,7 +141,7 @@ def test_tick_counts_misses_per_link_and_any_line_resets_them():
     table.install(chatty, nothing)
 
     def verdicts():
-        return {found.neighbour: (dead, misses) for found, dead, misses in table.tick()}
+        return {tick.link.neighbour: (tick.dead, tick.misses) for tick in table.tick()}
 
     assert verdicts() == {LARGE: (False, 0), OTHER: (False, 0)}  # the first requests go out
     table.replied(chatty)
