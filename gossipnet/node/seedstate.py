@@ -102,6 +102,14 @@ class SeedState:
             raise StateError(f"{path} has state schema version {version}, this seed reads version "
                              f"{SCHEMA_VERSION}{' (written by a newer gossipnet)' if version > SCHEMA_VERSION else ''}")
         try:
+            # Every check reads only: a file refused is left exactly as it was.
+            if not fresh:
+                tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if missing := _TABLES - tables:
+                    raise StateError(f"{path} is damaged: missing table(s) {', '.join(sorted(missing))}")
+                problems = [row[0] for row in db.execute("PRAGMA quick_check")]
+                if problems != ["ok"]:
+                    raise StateError(f"{path} is damaged: {problems[0]}")
             if db.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() != "wal":
                 raise StateError(f"cannot use state file {path}: its file system does not support SQLite's WAL mode")
             db.execute("PRAGMA synchronous=NORMAL")
@@ -109,12 +117,6 @@ class SeedState:
                 with self._transaction():
                     db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA application_id={APPLICATION_ID}; "
                                      f"PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
-            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if missing := _TABLES - tables:
-                raise StateError(f"{path} is damaged: missing table(s) {', '.join(sorted(missing))}")
-            problems = [row[0] for row in db.execute("PRAGMA quick_check")]
-            if problems != ["ok"]:
-                raise StateError(f"{path} is damaged: {problems[0]}")
             db.execute("BEGIN IMMEDIATE")  # can this seed write it?
             db.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
