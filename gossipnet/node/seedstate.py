@@ -54,6 +54,11 @@ class StateError(Exception):
     """The state file cannot be used or written.  The message is one line and names the file."""
 
 
+def _one_line(what: object) -> str:
+    """SQLite's words (an error, or quick_check's findings, which span lines) on one short line."""
+    return " ".join(str(what).split())[:200]
+
+
 class SeedState:
     """One seed's state file, open; a peertable.Journal.  Safe to call from many threads."""
 
@@ -74,7 +79,7 @@ class SeedState:
         try:
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
-            raise StateError(f"cannot open state file {path}: {exc}") from None
+            raise StateError(f"cannot open state file {path}: {_one_line(exc)}") from None
         state = cls(path, db)
         try:
             state._prepare()
@@ -93,7 +98,7 @@ class SeedState:
             if "not a database" in str(exc):
                 raise StateError(f"{path} is not a seed state file (not an SQLite database); "
                                  "give --state a new file") from None
-            raise StateError(f"{path} is damaged: {exc}") from None
+            raise StateError(f"{path} is damaged: {_one_line(exc)}") from None
         fresh = application_id == 0 and version == 0 and objects == 0
         if not fresh and application_id != APPLICATION_ID:
             raise StateError(f"{path} is not a seed state file (another program's SQLite database); "
@@ -109,7 +114,7 @@ class SeedState:
                     raise StateError(f"{path} is damaged: missing table(s) {', '.join(sorted(missing))}")
                 problems = [row[0] for row in db.execute("PRAGMA quick_check")]
                 if problems != ["ok"]:
-                    raise StateError(f"{path} is damaged: {problems[0]}")
+                    raise StateError(f"{path} is damaged: {_one_line('; '.join(problems))}")
             if db.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() != "wal":
                 raise StateError(f"cannot use state file {path}: its file system does not support SQLite's WAL mode")
             db.execute("PRAGMA synchronous=NORMAL")
@@ -123,7 +128,7 @@ class SeedState:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
             damaged = "malformed" in str(exc) or "corrupt" in str(exc)
-            raise StateError(f"{path} {'is damaged' if damaged else 'cannot be written'}: {exc}") from None
+            raise StateError(f"{path} {'is damaged' if damaged else 'cannot be written'}: {_one_line(exc)}") from None
 
     # --- What the file belongs to, and what it holds -------------------------------------------
 
@@ -146,7 +151,7 @@ class SeedState:
                 keys = self._db.execute("SELECT address, key FROM keys ORDER BY address, position").fetchall()
                 claims = self._db.execute("SELECT reporter, neighbour FROM claims").fetchall()
             except sqlite3.DatabaseError as exc:
-                raise StateError(f"{self.path} is damaged: {exc}") from None
+                raise StateError(f"{self.path} is damaged: {_one_line(exc)}") from None
         held: dict[Address, list[str]] = defaultdict(list)
         for address, key in keys:
             if not (isinstance(key, str) and is_key(key)):
@@ -202,7 +207,7 @@ class SeedState:
                     yield self._db
                     self._db.execute("COMMIT")
             except sqlite3.Error as exc:
-                raise StateError(f"cannot write state file {self.path}: {exc}") from None
+                raise StateError(f"cannot write state file {self.path}: {_one_line(exc)}") from None
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:

@@ -221,17 +221,27 @@ def an_sqlite_file(path, *statements):
     return path
 
 
-def a_damaged_state_file(path):
+def a_full_state_file(path):
     state = SeedState.open(path)
     state.claim(SEED)
     table = PeerTable(journal=state)
     for port in range(300):  # enough rows for several pages
         table.register(Address("127.0.0.1", 10000 + port), KEY1)
     state.close()
-    data = bytearray(path.read_bytes())
+    return path
+
+
+def a_damaged_state_file(path):
+    data = bytearray(a_full_state_file(path).read_bytes())
     page = 4096
     data[2 * page:3 * page] = b"\xa5" * page  # a page of the tables, written over
     path.write_bytes(bytes(data))
+    return path
+
+
+def a_truncated_state_file(path):
+    data = a_full_state_file(path).read_bytes()
+    path.write_bytes(data[:-100])  # SQLite's findings about it span several lines
     return path
 
 
@@ -245,8 +255,9 @@ def a_damaged_state_file(path):
     (lambda path: an_sqlite_file(path, f"PRAGMA application_id={APPLICATION_ID}", "PRAGMA user_version=1",
                                  "CREATE TABLE peers (address TEXT)"),
      "is damaged: missing table(s) claims, keys, meta"),
-    (a_damaged_state_file, "is damaged"),
-], ids=["text", "foreign-sqlite", "newer-schema", "missing-tables", "damaged-page"])
+    (a_damaged_state_file, "is damaged: database disk image is malformed"),
+    (a_truncated_state_file, "is damaged"),
+], ids=["text", "foreign-sqlite", "newer-schema", "missing-tables", "damaged-page", "truncated"])
 def test_a_file_that_is_not_a_sound_seed_state_is_refused_and_left_as_it_was(tmp_path, make, words):
     path = make(tmp_path / "state.sqlite")
     before = path.read_bytes()
