@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import sqlite3
 from collections.abc import Iterator
 
@@ -17,7 +16,6 @@ from gossipnet.protocol import restore
 from gossipnet.protocol.auth import Identity
 from gossipnet.protocol.wire import (
     NOT_LISTED,
-    Address,
     Error,
     Keys,
     KeysRequest,
@@ -27,7 +25,7 @@ from gossipnet.protocol.wire import (
     PeerListRequest,
     Register,
 )
-from netharness import wait_for
+from netharness import unused_address, wait_for
 
 
 class Holder:
@@ -43,12 +41,6 @@ class Holder:
         while (request := conn.read()) is not None:
             conn.send(request.reply(self.address).signed(self.identity))
 
-
-def unused_address() -> Address:
-    """An address where nothing listens (bound, never listening, released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return Address("127.0.0.1", sock.getsockname()[1])
 
 
 def ask(seed: Seed, message):
