@@ -76,12 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                 parser.exit(2, f"seed: error: {exc}\n")
         seed = Seed(server, log, SeedSettings(probe_timeout=args.probe_timeout, auth=not args.no_auth),
                     config=args.config, journal=state)
-        kept: dict[str, object] = {"state": "memory"}
-        if state is not None:
-            seed.table.restore(saved)
-            kept = {"state": args.state.resolve(), "restored_peers": len(saved.peers),
-                    "restored_keys": sum(map(len, saved.keys.values())),
-                    "restored_links": sum(map(len, saved.claims.values()))}
+        kept = {"state": "memory"} if state is None else {"state": args.state.resolve(), **seed.restore(saved)}
         log.event(logformat.STARTED, listen=seed.address, pid=os.getpid(), probe_timeout=args.probe_timeout,
                   auth="yes" if seed.settings.auth else "no",
                   listed="yes" if seed.address in seeds else "no" if seeds else "unchecked", **kept)

@@ -49,7 +49,7 @@ from gossipnet.node import transport
 from gossipnet.node.seedstate import StateError
 from gossipnet.node.transport import Connection, NodeServer, describe
 from gossipnet.protocol import auth, deadnode, restore
-from gossipnet.protocol.peertable import Journal, PeerRecord, PeerTable
+from gossipnet.protocol.peertable import Journal, PeerRecord, PeerTable, Saved
 from gossipnet.protocol.wire import (
     NOT_LISTED,
     Address,
@@ -93,6 +93,12 @@ class Seed:
         # The threads checking the peers restored from the state file (start).
         self._restore_checks: list[threading.Thread] = []
         server.handler = self.handle
+
+    def restore(self, saved: Saved) -> dict[str, int]:
+        """Start from what the state file held (before :meth:`start`); what it held, for the STARTED line."""
+        self.table.restore(saved)
+        return {"restored_peers": len(saved.peers), "restored_keys": sum(map(len, saved.keys.values())),
+                "restored_links": sum(map(len, saved.claims.values()))}
 
     def start(self) -> None:
         """Serve; check the peers restored from the state file, if any, on threads of their own."""

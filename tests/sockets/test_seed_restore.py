@@ -58,7 +58,7 @@ def seed_with_state(tmp_path, port: int = 0, auth: bool = True,
     server.log = log
     state.claim(server.address)
     seed = Seed(server, log, SeedSettings(probe_timeout=1.0, auth=auth), journal=state)
-    seed.table.restore(state.load())
+    seed.restore(state.load())
     seed.start() if check else server.start()
     try:
         yield seed, state
