@@ -9,10 +9,12 @@ listens, so a seed's check of them is refused at once.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sqlite3
 import subprocess
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -145,7 +147,8 @@ def test_a_majority_of_seeds_restarted_on_their_state_lists_every_peer_again_and
     network.wait_until(every_late_message_everywhere, 60, "every message made after the restart at every peer")
 
 
-@pytest.mark.parametrize("case", ["text", "foreign", "damaged", "other-seed", "directory", "no-directory"])
+@pytest.mark.parametrize("case", ["text", "foreign", "damaged", "other-seed", "directory", "no-directory",
+                                  "unwritable-directory"])
 def test_a_state_file_the_seed_cannot_use_is_a_one_line_error_and_left_as_it_was(tmp_path, case):
     path = tmp_path / "state.sqlite"
     if case == "text":
@@ -161,8 +164,10 @@ def test_a_state_file_the_seed_cannot_use_is_a_one_line_error_and_left_as_it_was
             path.write_bytes(path.read_bytes()[:-1000])
     elif case == "directory":
         path.mkdir()
-    else:
+    elif case == "no-directory":
         path = tmp_path / "missing" / "state.sqlite"
+    else:  # nobody can create a file there, root included
+        path = Path("/proc") / f"gossipnet-test-{os.getpid()}.sqlite"
     before = path.read_bytes() if path.is_file() else None
     log = tmp_path / "log.txt"
     done = subprocess.run(script("seed.py", "127.0.0.1", "0", "--state", str(path), "--log", str(log), "--quiet"),
