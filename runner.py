@@ -4,7 +4,9 @@
     python runner.py --peers 20 [--fast]    # seeds, then 20 peers, to a verdict
 
 Every seed of the config whose address is on this host is started as its own
-``seed.py`` process, on the port the config gives it.  With ``--peers N`` the
+``seed.py`` process, on the port the config gives it, with its state file in
+the run's state folder (``outputfile.state/`` next to the log; ``--state-dir``,
+``--no-state``), so a seed started again starts from it.  With ``--peers N`` the
 peers follow (gossipnet.run.peerrun.PeerRun, the same code as PeerRunner.py),
 the run goes on until it is complete or times out, and the exit status is
 the verdict.  Whatever happens (a taken port, Ctrl-C, a crash), every process
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from gossipnet import console
 from gossipnet.config import (
+    DEFAULT_LOG,
     ConfigError,
     SeedSettings,
     load_seeds,
@@ -39,7 +42,7 @@ from gossipnet.run.options import (
     make_plan,
 )
 from gossipnet.run.peerrun import FAST, INTERRUPTED, REPORT, PeerRun, Status
-from gossipnet.run.seeds import in_use_error, is_local, ports_in_use, serve, start_seeds
+from gossipnet.run.seeds import default_state_dir, in_use_error, is_local, ports_in_use, serve, start_seeds
 
 PROG = "runner.py"
 
@@ -64,6 +67,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
     parser.add_argument("--probe-timeout", type=positive_float, metavar="S",
                         help=f"seconds an accused peer has to answer a seed's own liveness check "
                              f"(default: {SeedSettings.probe_timeout:g}, --fast {FAST.probe_timeout:g})")
+    state = parser.add_mutually_exclusive_group()
+    state.add_argument("--state-dir", type=Path, metavar="DIR",
+                       help="folder of the seeds' state files, one per seed (seed-IP-PORT.sqlite), kept across "
+                            "runs: a seed started again starts from its file (default: next to the log, e.g. "
+                            f"{default_state_dir(Path(DEFAULT_LOG))}/)")
+    state.add_argument("--no-state", action="store_true", help="seeds keep their state in memory only")
     run_flags = add_run_arguments(parser.add_argument_group("the run, with --peers"), default_kill="1; 0 for none")
     return parser, run_flags
 
@@ -100,6 +109,12 @@ def main(argv: list[str] | None = None) -> int:
             pass
     except OSError as exc:
         return fail(EXIT_FAILED, f"cannot open log {args.log}: {exc.strerror or exc}")
+    state_dir = None if args.no_state else args.state_dir or default_state_dir(args.log)
+    if state_dir is not None:
+        try:
+            state_dir.mkdir(exist_ok=True)
+        except OSError as exc:
+            return fail(EXIT_FAILED, f"cannot make the seeds' state folder {state_dir}: {exc.strerror or exc}")
     tail = LogTail.from_end(args.log)
     status = Status()
     for seed in seeds:
@@ -111,13 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="runner-") as workdir:
         try:
             try:
-                start_seeds(local, args, probe_timeout, tail, stop_request, Path(workdir), seed_nodes)
+                start_seeds(local, args, probe_timeout, tail, stop_request, Path(workdir), seed_nodes, state_dir)
             except launch.LaunchError as exc:
                 return fail(EXIT_FAILED, str(exc))
             for node in seed_nodes:
                 status.note(f"seed {node.address} listening (pid {node.pid})")
             if plan is None:
-                return serve(seed_nodes, stop_request, status, args)
+                return serve(seed_nodes, stop_request, status, args, state_dir)
             peer_run = PeerRun(plan, tail, stop_request, status, Path(workdir), others=seed_nodes)
             try:
                 peer_run.start()
@@ -134,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
                 peer_run.stop()
             launch.stop(seed_nodes)
     return finish(peer_run, PROG, {"seeds": [str(node.address) for node in seed_nodes],
-                                   "probe_timeout": probe_timeout})
+                                   "probe_timeout": probe_timeout,
+                                   "state_dir": str(state_dir) if state_dir is not None else None})
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -132,3 +133,10 @@ def wait_for(condition, what: str, timeout: float = 10) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.02)  # polling interval, not synchronisation
+
+
+def unused_address() -> Address:
+    """An address on 127.0.0.1 where nothing listens: bound, never listening, then released."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return Address("127.0.0.1", sock.getsockname()[1])

@@ -17,14 +17,16 @@ limit it is judged against:
 - ``scale``: the largest network that runs on the report's timings, and the
   peers' peak memory;
 - ``detection``: time from ``kill -9`` to the report and the removals, beside
-  the ping rule's own bound.
+  the ping rule's own bound;
+- ``registration``: what a seed's state file (seed.py --state) adds to a
+  registration, beside the same seed keeping its state in memory.
 
 A section that fails is reported as an error and the others still run; every
 process started is stopped by PID whatever happens.  The table goes to
 stdout, the same figures as JSON to ``--json``; progress goes to stderr.
 
-The sections live in bench/spread.py (1-3), bench/load.py (4, 5, 7) and
-bench/detect.py (6); bench/report.py words the table.  This module chooses
+The sections live in bench/spread.py (1-3), bench/load.py (4, 5, 7),
+bench/detect.py (6) and bench/registration.py (8); bench/report.py words the table.  This module chooses
 what runs, at what size, and keeps going when one section fails.
 """
 
@@ -44,12 +46,13 @@ from gossipnet.bench import network as benchnet
 from gossipnet.bench.detect import run_detection
 from gossipnet.bench.load import run_relays, run_scale, run_throughput
 from gossipnet.bench.network import progress
+from gossipnet.bench.registration import run_registration
 from gossipnet.bench.report import render_table
 from gossipnet.bench.spread import measure_floor, run_dissemination
 from gossipnet.config import network_sizes
 from gossipnet.run import launch
 
-SECTIONS = ("floor", "dissemination", "cost", "throughput", "auth", "scale", "detection")
+SECTIONS = ("floor", "dissemination", "cost", "throughput", "auth", "scale", "detection", "registration")
 
 
 @dataclass(frozen=True)
@@ -72,12 +75,15 @@ class Plan:
     scale_sizes: tuple[int, ...]
     detection_peers: int
     kills: int
+    registrations: int  # timed at each of two seeds (under the 800 peers a seed holds)
 
 
 FULL = Plan(floor_rounds=3000, sizes=(50, 100, 200), messages=3, slot_per_peer=0.0015, throughput_peers=50,
-            throughput_seconds=20.0, relay_log=True, scale_sizes=(100, 200, 300), detection_peers=30, kills=5)
+            throughput_seconds=20.0, relay_log=True, scale_sizes=(100, 200, 300), detection_peers=30, kills=5,
+            registrations=300)
 QUICK = Plan(floor_rounds=1000, sizes=(30, 60), messages=3, slot_per_peer=0.0015, throughput_peers=20,
-             throughput_seconds=8.0, relay_log=False, scale_sizes=(60,), detection_peers=12, kills=2)
+             throughput_seconds=8.0, relay_log=False, scale_sizes=(60,), detection_peers=12, kills=2,
+             registrations=100)
 
 
 # --- Running the sections ----------------------------------------------------------
@@ -144,6 +150,8 @@ def run_sections(selected: set[str], plan: Plan, workdir: Path, results: dict) -
                 break  # the largest N that runs is the one before
     if "detection" in selected:
         results["detection"] = attempt("detection", lambda: run_detection(plan.detection_peers, plan.kills, workdir))
+    if "registration" in selected:
+        results["registration"] = attempt("registration", lambda: run_registration(plan.registrations, workdir))
 
 
 def build_parser() -> argparse.ArgumentParser:

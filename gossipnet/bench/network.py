@@ -208,8 +208,8 @@ class Network:
         (self.seeds if role == "seed" else self.peers).append(node)
         return node
 
-    def start_seeds(self, count: int = SEEDS) -> None:
-        nodes = [self._spawn("seed", self._common()) for _ in range(count)]
+    def start_seeds(self, count: int = SEEDS, flags: Sequence[str] = ()) -> None:
+        nodes = [self._spawn("seed", [*self._common(), *flags]) for _ in range(count)]
         self._wait_started(nodes, 30.0)
         self.config_path.write_text("".join(f"{node.address}\n" for node in nodes))
 

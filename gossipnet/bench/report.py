@@ -31,7 +31,10 @@ The signature bound is the cores divided by one auth.verify, timed here: every f
 *Scale*: peers started 20 at a time; delivery is every message at every live peer; with nobody killed
 every DEAD_NODE_REPORTED is false; memory is each peer's VmHWM (/proc) before it is stopped.
 *Detection*: delays run from the recorded kill time; a neighbour reports after 3 unanswered pings, so
-between m*I and (m+1)*I after a death."""
+between m*I and (m+1)*I after a death. *Registration*: one client registers the same new stand-in peers at
+two --no-auth seeds (no key to prove) in turn, one with a state file, one without, over one connection each,
+after a warm-up; round trips as the client times them, the added cost per pair, the seeds' CPU from /proc;
+the journal's transactions timed alone in the bench's process."""
 
 
 def _ms(seconds: float | None) -> str:
@@ -209,6 +212,24 @@ def _detection(result: dict) -> list[list[str]]:
                                       and not result["missing"])]]
 
 
+def _registration(result: dict) -> list[list[str]]:
+    if "error" in result:
+        return [_error_row("8", "Registration with a state file", result)]
+    memory, state, added, journal = result["memory"], result["state"], result["added"], result["journal"]
+    return [[
+        "8", "Registration with a state file",
+        f"{result['registrations']} new peers at each of 2 seeds in turn, after {result['warmup']}; --no-auth; "
+        f"load {result['load']:.1f}",
+        f"--state: median {_us(state['median_s'])}, p99 {_us(state['p99_s'])}, seed CPU "
+        f"{_us(state['seed_cpu_per_registration_s'])}; one journal transaction {_us(journal['registered_s'])} "
+        f"(a link {_us(journal['linked_s'])})",
+        f"in memory: median {_us(memory['median_s'])}, p99 {_us(memory['p99_s'])}, seed CPU "
+        f"{_us(memory['seed_cpu_per_registration_s'])}",
+        f"added per registration: median {_us(added['median_s'])}, mean {_us(added['mean_s'])} "
+        f"({_x(state['mean_s'] / memory['mean_s'])} the mean)",
+        "", ""]]
+
+
 def render_table(report: dict) -> str:
     sections = report.get("sections", {})
     rows: list[list[str]] = []
@@ -220,6 +241,8 @@ def render_table(report: dict) -> str:
     rows += _scale(sections.get("scale", []))
     if "detection" in sections:
         rows += _detection(sections["detection"])
+    if "registration" in sections:
+        rows += _registration(sections["registration"])
     machine, load = report["machine"], report["load_average"]
     lines = [
         f"Benchmark ({report['mode']}), {report['started']}: {machine['nproc']} CPUs ({machine['cpu']}), "

@@ -139,13 +139,22 @@ class Lab:
         settings = PeerSettings(s.gossip_interval, s.gossip_count, s.ping_interval, s.ping_misses,
                                 liveness=s.liveness)
         rng_seed = None if s.rng_seed is None else s.rng_seed + int(node.name[1:]) + 1000 * len(node.lives)
-        flags = (["--probe-timeout", f"{s.probe_timeout:g}"] if node.role == "seed" else
-                 peer_argv(settings, rng_seed))
+        flags = (["--probe-timeout", f"{s.probe_timeout:g}", "--state", str(self._state_file(node))]
+                 if node.role == "seed" else peer_argv(settings, rng_seed))
         process = launch.spawn(node.role, [node.ip, str(node.port), "--config", str(self.config.resolve()),
                                            "--log", str(self.log.resolve()), "--quiet", *flags],
                                self.workdir / f"{node.name}-{len(node.lives)}.err", prefix=node.prefix)
         node.lives.append(process)
         return process
+
+    def _state_file(self, node: LabNode) -> Path:
+        """A seed's state file, so that a seed the lab starts again starts from it.  A new seed starts
+        empty: a file left in a reused --workdir by an earlier scenario is the lab's own, and removed."""
+        path = (self.workdir / f"{node.name}.sqlite").resolve()
+        if not node.lives:
+            for leftover in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+                leftover.unlink(missing_ok=True)
+        return path
 
     def _write_config(self) -> None:
         self.config.write_text("".join(f"{node.address}\n" for node in self.seeds()))

@@ -56,7 +56,7 @@ DEAD_NODE_REPORTED = "DEAD_NODE_REPORTED"  # dead=, msg=
 SEED_ERROR = "SEED_ERROR"  # seed=, request=, reason=
 # Seed
 PEER_REGISTERED = "PEER_REGISTERED"  # peer=, returned=
-PL_ADDED = "PL_ADDED"  # peer=, size=
+PL_ADDED = "PL_ADDED"  # peer=, size=, restored=yes (a peer loaded from the state file, checked)
 PL_REMOVED = "PL_REMOVED"  # peer=, size=, reason=
 LINK_RECORDED = "LINK_RECORDED"  # a=, b=, reporter=
 DEAD_NODE_DECISION = "DEAD_NODE_DECISION"  # dead=, reporter=, msg=, decision=, reason=
@@ -72,6 +72,8 @@ REJOINED = "REJOINED"  # peer: seed=, again=yes|no (registered during a repair w
 LOOP_FAILED = "LOOP_FAILED"  # both: loop=, error=, restarts_left= (an unexpected exception; the loop is started again)
 # Added with --liveness icmp and both (node/icmp.py); PING_MISSED then adds failed=app|icmp|app,icmp
 LIVENESS_WARNING = "LIVENESS_WARNING"  # peer: neighbour=, reason= (once: ICMP cannot see this neighbour's process)
+# Added with seed state files (seed.py --state, node/seedstate.py, protocol/restore.py)
+RESTORE_DROPPED = "RESTORE_DROPPED"  # seed: peer=, reason= (loaded from the state file, failed the seed's check)
 
 _BARE = re.compile(r'[^\s"=]+')
 _FIELD = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|[^\s"=]+)(?: |$)')

@@ -19,17 +19,24 @@ Which reports count and what the seed decides is deadnode.py's rule, plain
 code that the simulator runs too.  This module carries its steps out: the
 probes over the network, the table under its lock, the log, the reconsidering
 thread and the announcements to the other seeds.
+
+A seed given a state file (``seed.py --state``, node/seedstate.py) passes it
+to its table as the journal of every change, so it writes each change before
+it answers; started on an existing file, it lists the peers it loaded again
+only as each passes its own liveness check (protocol/restore.py, on the
+threads of :meth:`Seed.start`).  A change it cannot write stops the seed.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from gossipnet.config import (
     HANDSHAKE_TIMEOUT,
     MAX_PENDING_REGISTRATIONS,
+    RESTORE_CHECKS_AT_ONCE,
     SEED_IDLE_TIMEOUT,
     SEED_REPORT_TIMEOUT,
     ConfigError,
@@ -39,9 +46,10 @@ from gossipnet.config import (
 from gossipnet.logs import logformat
 from gossipnet.logs.logformat import NodeLog
 from gossipnet.node import transport
+from gossipnet.node.seedstate import StateError
 from gossipnet.node.transport import Connection, NodeServer, describe
-from gossipnet.protocol import auth, deadnode
-from gossipnet.protocol.peertable import PeerRecord, PeerTable
+from gossipnet.protocol import auth, deadnode, restore
+from gossipnet.protocol.peertable import Journal, PeerRecord, PeerTable, Saved
 from gossipnet.protocol.wire import (
     NOT_LISTED,
     Address,
@@ -64,7 +72,7 @@ class Seed:
     """Serves registrations, peer-list and key requests, link reports, dead-node reports and removal notices."""
 
     def __init__(self, server: NodeServer, log: NodeLog, settings: SeedSettings, config: str | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, journal: Journal | None = None) -> None:
         self.server = server
         self.address = server.address
         self.log = log
@@ -73,7 +81,8 @@ class Seed:
         # it after starting seeds on free ports).
         self.config = config
         self.clock = clock
-        self.table = PeerTable(lock=threading.Lock())  # handlers run on many threads
+        # Handlers run on many threads.  The journal (a state file) is written before each change.
+        self.table = PeerTable(lock=threading.Lock(), journal=journal)
         # Set when a background thread cannot go on; its event stops the node (main).
         self.failure = transport.NodeFailure(threading.Event())
         self._registrations = threading.BoundedSemaphore(MAX_PENDING_REGISTRATIONS)
@@ -81,7 +90,34 @@ class Seed:
         self._to_reconsider: set[Address] = set()
         self._reconsidering: threading.Thread | None = None
         self._reconsider_lock = threading.Lock()
+        # The threads checking the peers restored from the state file (start).
+        self._restore_checks: list[threading.Thread] = []
         server.handler = self.handle
+
+    def restore(self, saved: Saved) -> dict[str, int]:
+        """Start from what the state file held (before :meth:`start`); what it held, for the STARTED line."""
+        self.table.restore(saved)
+        return {"restored_peers": len(saved.peers), "restored_keys": sum(map(len, saved.keys.values())),
+                "restored_links": sum(map(len, saved.claims.values()))}
+
+    def start(self) -> None:
+        """Serve; check the peers restored from the state file, if any, on threads of their own."""
+        self.server.start()
+        restored = self.table.restored()
+        pending = iter(restored)
+        lock = threading.Lock()
+        for number in range(min(RESTORE_CHECKS_AT_ONCE, len(restored))):
+            thread = threading.Thread(target=transport.run_loop, name=f"restore check {number}", daemon=True,
+                                      args=("restore check", lambda: self._check_restored(pending, lock), self.log,
+                                            self.failure))
+            self._restore_checks.append(thread)
+            thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and join the restore checks (each ends within two probe timeouts).  Safe twice."""
+        self.server.stop()
+        for thread in self._restore_checks:
+            thread.join()
 
     def handle(self, conn: Connection) -> None:
         """One client connection: any number of request lines, one reply each."""
@@ -91,6 +127,14 @@ class Seed:
             conn.send(self.answer(message))
 
     def answer(self, message: Message) -> Message:
+        """The reply to one request; a change the seed cannot write to its state file stops the seed."""
+        try:
+            return self._answer(message)
+        except StateError as exc:
+            self.failure.fail(str(exc))
+            return Error(f"the seed cannot record this: {describe(exc)}")
+
+    def _answer(self, message: Message) -> Message:
         if isinstance(message, Register):
             return self.on_register(message)
         if isinstance(message, PeerListRequest):
@@ -163,6 +207,31 @@ class Seed:
         except (OSError, ProtocolError):
             return ask, None
 
+    # --- Peers restored from the state file: listed again once they answer ------------------
+
+    def _check_restored(self, pending: Iterator[Address], lock: threading.Lock) -> None:
+        while not self.server.stopping.is_set():
+            with lock:
+                peer = next(pending, None)
+            if peer is None:
+                return
+            try:
+                self.check_restored(peer)
+            except StateError as exc:
+                self.failure.fail(str(exc))
+                return
+
+    def check_restored(self, peer: Address) -> None:
+        """The seed's own liveness check of a peer it loaded: list it again, or drop it and say why."""
+        ask, reply = self._ask_liveness(peer)
+        reason = restore.verdict(peer, ask, reply, self.table.key(peer))
+        if reason is None:
+            size = self.table.list_restored(peer)
+            if size is not None:
+                self.log.event(logformat.PL_ADDED, peer=peer, size=size, restored="yes")
+        elif self.table.drop_restored(peer):
+            self.log.event(logformat.RESTORE_DROPPED, peer=peer, reason=reason)
+
     def on_link(self, message: LinkReport) -> Message:
         refusal = self.vet(message.reporter, message)
         if refusal is not None and refusal.reason == deadnode.NOT_REGISTERED:
@@ -231,7 +300,10 @@ class Seed:
                     return
                 accused = min(self._to_reconsider)
                 self._to_reconsider.discard(accused)
-            self.reconsider(accused)
+            try:
+                self.reconsider(accused)
+            except StateError as exc:
+                self.failure.fail(str(exc))
 
     def reconsider(self, accused: Address) -> None:
         """Decide again about a peer already reported, without a new report (deadnode.reconsider).

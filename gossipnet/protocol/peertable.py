@@ -4,12 +4,21 @@ Plain data with no I/O, shared by the real seed (gossipnet.node.seed) and the
 simulator's seeds (gossipnet.sim.network).  What a report about a dead peer
 means is deadnode.py's rule; this table only holds the facts it reads
 (:meth:`PeerTable.neighbours`) and counts a report (:meth:`PeerTable.count`).
+
+A seed that keeps its state on disk (``seed.py --state``) gives the table a
+:class:`Journal`, told of each change before the table makes it, and starts
+it from what the journal held (:meth:`PeerTable.restore`).  Restored peers
+are held out of the PL until the seed's own liveness check lists them again
+(:meth:`PeerTable.list_restored`) or drops them (:meth:`PeerTable.drop_restored`).
+The simulator passes no journal.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from gossipnet.config import MAX_LINKS_PER_PEER, MAX_PEERS
 from gossipnet.protocol import deadnode
@@ -31,19 +40,51 @@ class PeerRecord:
     last_report: DeadNodeReport | None = None
 
 
+class Journal(Protocol):
+    """Where a table's changes are written before it makes them (a seed's state file, gossipnet.node.seedstate).
+
+    Each method is called under the table's lock, before the change, so the
+    journal sees the changes in the table's order.  An exception raised
+    leaves the table unchanged and reaches the caller.
+    """
+
+    def registered(self, peer: Address, forget_links: bool, keys: tuple[str, ...] | None) -> None:
+        """``peer`` is listed; ``forget_links``: drop its claims and those naming it (it registered
+        again); ``keys``: the keys bound to it now, oldest first (None: unchanged)."""
+
+    def linked(self, reporter: Address, neighbour: Address) -> None:
+        """``reporter`` claims a link to ``neighbour``."""
+
+    def removed(self, peer: Address) -> None:
+        """``peer`` leaves the PL, with its claims and those naming it; its keys stay."""
+
+
+@dataclass(frozen=True)
+class Saved:
+    """What a journal held: the table to start from (:meth:`PeerTable.restore`)."""
+
+    peers: tuple[Address, ...]
+    keys: Mapping[Address, tuple[str, ...]]  # oldest first, the current key last
+    claims: Mapping[Address, frozenset[Address]]  # reporter -> the neighbours it claimed
+
+
 class PeerTable:
     """The PL, the links peers reported, and the keys bound to addresses.  No I/O.
 
     ``lock`` guards every method: a real seed, whose handlers run on many
     threads, passes a ``threading.Lock``; the simulator, on one thread, needs none.
+    ``journal`` is told of every change first (see :class:`Journal`).
     """
 
     def __init__(self, max_peers: int = MAX_PEERS, max_links: int = MAX_LINKS_PER_PEER,
-                 lock: AbstractContextManager | None = None) -> None:
+                 lock: AbstractContextManager | None = None, journal: Journal | None = None) -> None:
         # Bounds of a real seed's memory (config.py); a simulator lifts them.
         self.max_peers = max_peers
         self.max_links = max_links
         self._lock = lock if lock is not None else nullcontext()
+        self._journal = journal
+        # Peers restored from the journal that the seed has not checked yet: not in the PL.
+        self._restored: set[Address] = set()
         self._peers: dict[Address, PeerRecord] = {}
         # Links as an adjacency map (both directions), for degrees.
         self._links: dict[Address, set[Address]] = {}
@@ -62,19 +103,27 @@ class PeerTable:
         None, and nothing changes, when the PL is full and ``peer`` is not in it.
         """
         with self._lock:
-            known = peer in self._peers
-            if not known and len(self._peers) >= self.max_peers:
+            listed = peer in self._peers
+            # A restarted peer starts with no links; a restored one may have restarted too.
+            known = listed or peer in self._restored
+            # Restored peers keep their places while the seed checks them.
+            if not known and len(self._peers) + len(self._restored) >= self.max_peers:
                 return None
+            history = self._keys.get(peer, ()) if key is not None else ()
+            keys = None
+            if key is not None and key not in history[-1:]:
+                keys = (*history, key)[-KEY_HISTORY:]
+            if self._journal is not None:
+                self._journal.registered(peer, known, keys)
             before = self._snapshot(exclude=peer)
             if known:
-                self._drop_links(peer)  # a restarted peer starts with no links
+                self._drop_links(peer)
+                self._restored.discard(peer)
             self._incarnations += 1
             self._peers[peer] = PeerRecord(peer, self._incarnations)
-            history = self._keys.setdefault(peer, []) if key is not None else []
-            if key is not None and key not in history[-1:]:
-                history.append(key)
-                del history[:-KEY_HISTORY]
-            return before, len(self._peers), not known
+            if keys is not None:
+                self._keys[peer] = list(keys)
+            return before, len(self._peers), not listed
 
     def peer_list(self) -> PeerList:
         with self._lock:
@@ -95,8 +144,11 @@ class PeerTable:
         """Store the link ``reporter`` (registered here) says it opened; True if the link is new."""
         with self._lock:
             claims = self._claims.setdefault(reporter, set())
-            if neighbour not in claims and len(claims) >= self.max_links:
-                raise ProtocolError(f"more than {self.max_links} links reported by {reporter}")
+            if neighbour not in claims:
+                if len(claims) >= self.max_links:
+                    raise ProtocolError(f"more than {self.max_links} links reported by {reporter}")
+                if self._journal is not None:
+                    self._journal.linked(reporter, neighbour)
             claims.add(neighbour)
             if neighbour in self._links.get(reporter, ()):
                 return False
@@ -151,10 +203,57 @@ class PeerTable:
         with self._lock:
             if self._peers.get(record.address) is not record:
                 return None
+            if self._journal is not None:
+                self._journal.removed(record.address)
             del self._peers[record.address]
             touched = self._drop_links(record.address)
             accused = [peer for peer in touched if peer in self._peers and self._peers[peer].reports]
             return len(self._peers), accused
+
+    # --- Restored from a journal ----------------------------------------------------------
+
+    def restore(self, saved: Saved) -> None:
+        """Start from what a journal held: keys and claims at once, peers held out of the PL until checked."""
+        with self._lock:
+            for peer, keys in saved.keys.items():
+                self._keys[peer] = list(keys[-KEY_HISTORY:])
+            for reporter, neighbours in saved.claims.items():
+                self._claims.setdefault(reporter, set()).update(neighbours)
+                for neighbour in neighbours:
+                    self._links.setdefault(reporter, set()).add(neighbour)
+                    self._links.setdefault(neighbour, set()).add(reporter)
+            self._restored.update(peer for peer in saved.peers if peer not in self._peers)
+
+    def restored(self) -> list[Address]:
+        """The restored peers not yet checked, in address order."""
+        with self._lock:
+            return sorted(self._restored)
+
+    def list_restored(self, peer: Address) -> int | None:
+        """``peer`` passed the seed's check: list it again (the journal already holds it); the PL's new size.
+
+        None, and nothing changes, if it is no longer waiting: it registered
+        meanwhile, or was dropped.  Its place was kept (:meth:`register`).
+        """
+        with self._lock:
+            if peer not in self._restored:
+                return None
+            self._restored.discard(peer)
+            self._incarnations += 1
+            self._peers[peer] = PeerRecord(peer, self._incarnations)
+            return len(self._peers)
+
+    def drop_restored(self, peer: Address) -> bool:
+        """``peer`` failed the seed's check: forget it and its links (its keys stay).  False if it
+        was no longer waiting."""
+        with self._lock:
+            if peer not in self._restored:
+                return False
+            if self._journal is not None:
+                self._journal.removed(peer)
+            self._restored.discard(peer)
+            self._drop_links(peer)
+            return True
 
     def _drop_links(self, peer: Address) -> list[Address]:
         """Forget ``peer``'s links and claims; the peers whose claims named it."""

@@ -1,7 +1,9 @@
 """Running the seeds of a config as processes (runner.py): which are on this host, their ports, start, serve.
 
 Every seed process is started by launch.spawn and stopped by PID by the
-caller (launch.stop), whatever happens.
+caller (launch.stop), whatever happens.  Each seed keeps its state in a file
+of its own in the run's state folder (seed.py --state), unless runner.py is
+given --no-state.
 """
 
 from __future__ import annotations
@@ -67,19 +69,32 @@ def in_use_error(seeds: Sequence[Address], config: Path) -> str:
             f"{'them' if plural else 'it'}, or list free ports in {config}")
 
 
+def default_state_dir(log: Path) -> Path:
+    """``outputfile.txt`` -> ``outputfile.state``: the seeds' state folder, next to the log."""
+    return log.with_name(f"{log.stem}.state")
+
+
+def state_file(state_dir: Path, seed: Address) -> Path:
+    """The state file of ``seed`` in ``state_dir``: ``seed-127.0.0.1-8080.sqlite``."""
+    return state_dir / f"seed-{seed.ip}-{seed.port}.sqlite"
+
+
 def start_seeds(seeds: Sequence[Address], args: argparse.Namespace, probe_timeout: float, tail: LogTail,
-                stop_request: launch.StopRequest, workdir: Path, nodes: list[NodeProcess]) -> None:
+                stop_request: launch.StopRequest, workdir: Path, nodes: list[NodeProcess],
+                state_dir: Path | None = None) -> None:
     """Start one process per seed (appended to ``nodes`` at once) and wait for each STARTED line.
 
+    With ``state_dir`` (which must exist), each seed keeps its state in its file there.
     Raises launch.LaunchError, with a port already in use said plainly, or launch.Interrupted.
     """
     intended = {}
     for index, seed in enumerate(seeds):
         if stop_request:
             raise launch.Interrupted()
+        state = [] if state_dir is None else ["--state", str(state_file(state_dir.resolve(), seed))]
         node = launch.spawn("seed", [seed.ip, str(seed.port), "--config", str(args.config.resolve()),
                                      "--log", str(args.log.resolve()), "--quiet",
-                                     "--probe-timeout", f"{probe_timeout:g}"], workdir / f"seed-{index}.err")
+                                     "--probe-timeout", f"{probe_timeout:g}", *state], workdir / f"seed-{index}.err")
         nodes.append(node)
         intended[node.pid] = seed
     try:
@@ -92,12 +107,14 @@ def start_seeds(seeds: Sequence[Address], args: argparse.Namespace, probe_timeou
 
 
 def serve(seed_nodes: list[NodeProcess], stop_request: launch.StopRequest, status: Status,
-          args: argparse.Namespace) -> int:
+          args: argparse.Namespace, state_dir: Path | None = None) -> int:
     """Seeds only: keep them until a signal; 1 if one of them dies first."""
     flags = "".join(f" --{name} {value}" for name, value in (("config", args.config), ("log", args.log))
                     if str(value) != str(Path(DEFAULT_CONFIG if name == "config" else DEFAULT_LOG)))
-    status.note(f"{len(seed_nodes)} seeds running, logging to {args.log}. Start peers in another terminal with: "
-                f"python PeerRunner.py -n 20{flags}{' --fast' if args.fast else ''}. Ctrl-C stops the seeds.")
+    kept = f"their state in {state_dir}/" if state_dir is not None else "their state in memory only"
+    status.note(f"{len(seed_nodes)} seeds running, logging to {args.log}, {kept}. Start peers in another "
+                f"terminal with: python PeerRunner.py -n 20{flags}{' --fast' if args.fast else ''}. "
+                "Ctrl-C stops the seeds.")
     while not stop_request:
         if exited := [node for node in seed_nodes if not node.running]:
             node = exited[0]

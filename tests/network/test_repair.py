@@ -39,7 +39,7 @@ from gossipnet.protocol.wire import (
     Register,
     encode,
 )
-from netharness import Network
+from netharness import Network, unused_address
 
 PING_INTERVAL = 1.0
 PING_MISSES = 3
@@ -99,12 +99,6 @@ def test_a_round_falls_short_only_of_what_the_lists_allow():
 
 # --- Seeds: neighbours that die together ----------------------------------------------
 
-
-def unused_address() -> Address:
-    """An address where nothing listens: bound, never listening, then released."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return Address("127.0.0.1", sock.getsockname()[1])
 
 
 def listening_peer() -> NodeServer:

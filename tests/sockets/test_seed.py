@@ -30,6 +30,7 @@ from gossipnet.protocol.wire import (
     RemovalNotice,
     encode,
 )
+from netharness import unused_address
 
 
 class Responder:
@@ -49,12 +50,6 @@ class Responder:
     def address(self) -> Address:
         return self.server.address
 
-
-def unused_address() -> Address:
-    """An address where nothing listens: bound, never listening, then released."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return Address("127.0.0.1", sock.getsockname()[1])
 
 
 def ask(seed: Seed, message):
