@@ -44,6 +44,15 @@ class _Suspect:
     lines: list[float] = field(default_factory=list)  # its own lines since, in log order
 
 
+@dataclass
+class _Spread:
+    """A message's first receipts (the Run's, ``receivers``), by time: their times, and the peers in that order."""
+
+    receivers: dict[Address, runlog.Receipt]
+    times: list[float] = field(default_factory=list)
+    peers: list[Address] = field(default_factory=list)
+
+
 def message_id(key: MessageKey) -> str:
     """A message's name in the dashboard's JSON: ``ORIGIN/TEXT``."""
     return f"{key[0]}/{key[1]}"
@@ -68,7 +77,8 @@ class Timeline:
         self.suspects: dict[Address, _Suspect] = {}
         self.created: list[tuple[float, MessageKey]] = []  # messages, by creation time
         self.ids: dict[str, MessageKey] = {}
-        self._receipts: dict[MessageKey, tuple[int, list[float], list[Address]]] = {}  # first receipts by time
+        self._spreads: dict[tuple[str, str], _Spread] = {}  # by the (origin=, msg=) texts of its receipts
+        self._spread_of: dict[MessageKey, _Spread] = {}
         self._fits: dict[tuple[int, ...], tuple[topology.PowerLawFit | None, str]] = {}
 
     # --- Indexing -----------------------------------------------------------------------
@@ -152,6 +162,28 @@ class Timeline:
             self.ids[message_id(key)] = key
             bisect.insort(self.created, (self.run.messages[key].created, key))
 
+    def _on_received(self, event: LogEvent) -> None:
+        # Nearly every line of a big run: the texts of its fields find the message, parsed once per message.
+        fields = event.fields
+        spread = self._spreads.get((fields["origin"], fields["msg"]))
+        if spread is None:
+            key = (event.address("origin"), fields["msg"])
+            if key not in self.run.receipts:
+                return
+            spread = self._spreads[fields["origin"], fields["msg"]] = self._spread_of[key] = \
+                _Spread(self.run.receipts[key])
+        receipt = spread.receivers.get(event.node)
+        if receipt is None or receipt.line != event.line:
+            return  # a duplicate, or a receipt the Run refused
+        times = spread.times
+        if not times or event.timestamp >= times[-1]:
+            times.append(event.timestamp)
+            spread.peers.append(event.node)
+        else:  # lines of several processes may reach the file a little out of time order
+            index = bisect.bisect_right(times, event.timestamp)
+            times.insert(index, event.timestamp)
+            spread.peers.insert(index, event.node)
+
     _HANDLERS = {
         logformat.LINK_OPENED: _on_link,
         logformat.LINK_CLOSED: _on_link,
@@ -162,6 +194,7 @@ class Timeline:
         logformat.DEAD_NODE_DECISION: _on_decision,
         logformat.REMOVAL_NOTICE: _on_notice,
         logformat.GOSSIP_GENERATED: _on_generated,
+        logformat.GOSSIP_RECEIVED: _on_received,
     }
 
     # --- Answers ------------------------------------------------------------------------
@@ -352,14 +385,9 @@ class Timeline:
     # --- Gossip -------------------------------------------------------------------------
 
     def _sorted_receipts(self, key: MessageKey) -> tuple[list[float], list[Address]]:
-        """A message's first receipts (the Run's), by time: their times, and the peers in the same order."""
-        receivers = self.run.receipts.get(key, {})
-        cached = self._receipts.get(key)
-        if cached is None or cached[0] != len(receivers):
-            ordered = sorted(receivers.values(), key=lambda receipt: receipt.time)
-            cached = (len(receivers), [receipt.time for receipt in ordered], [receipt.peer for receipt in ordered])
-            self._receipts[key] = cached
-        return cached[1], cached[2]
+        """A message's first receipts by time: their times, and the peers in the same order."""
+        spread = self._spread_of.get(key)
+        return ([], []) if spread is None else (spread.times, spread.peers)
 
     def _spread(self, key: MessageKey, live: set[Address], dead: set[Address], now: float
                 ) -> tuple[int, int, float | None]:
