@@ -2,6 +2,7 @@
 
     python runner.py                        # the seeds of config.txt, until Ctrl-C
     python runner.py --peers 20 [--fast]    # seeds, then 20 peers, to a verdict
+    python runner.py --peers 20 --dashboard # and a web page watching it live (http://127.0.0.1:8000/)
 
 Every seed of the config whose address is on this host is started as its own
 ``seed.py`` process, on the port the config gives it.  With ``--peers N`` the
@@ -39,6 +40,7 @@ from gossipnet.run.options import (
 )
 from gossipnet.run.peerrun import FAST, INTERRUPTED, REPORT, PeerRun, Status
 from gossipnet.run.seeds import in_use_error, is_local, ports_in_use, serve, start_seeds
+from gossipnet.viz import dashboard
 
 PROG = "runner.py"
 
@@ -60,6 +62,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
     parser.add_argument("--append", action="store_true",
                         help="add to the log instead of emptying it first (the summary still counts only this "
                              "run's lines)")
+    parser.add_argument("--dashboard", nargs="?", const=dashboard.DEFAULT_PORT, type=_port, metavar="PORT",
+                        help=f"also serve the dashboard, a web page showing the run live, on 127.0.0.1:PORT "
+                             f"(default: {dashboard.DEFAULT_PORT}; 0 picks a free port); it stops with the run")
     parser.add_argument("--probe-timeout", type=positive_float, metavar="S",
                         help=f"seconds an accused peer has to answer a seed's own liveness check "
                              f"(default: {SeedSettings.probe_timeout:g}, --fast {FAST.probe_timeout:g})")
@@ -105,6 +110,14 @@ def main(argv: list[str] | None = None) -> int:
         if seed not in local:
             status.note(f"not started here: seed {seed} (not an address of this host)")
 
+    watch = None
+    if args.dashboard is not None:
+        try:
+            watch = dashboard.Dashboard(args.log, dashboard.DEFAULT_HOST, args.dashboard).start()
+        except dashboard.DashboardError as exc:
+            return fail(EXIT_FAILED, f"--dashboard: {exc}")
+        status.note(f"dashboard: {watch.url}")
+
     seed_nodes: list[NodeProcess] = []
     peer_run: PeerRun | None = None
     with tempfile.TemporaryDirectory(prefix="runner-") as workdir:
@@ -132,8 +145,16 @@ def main(argv: list[str] | None = None) -> int:
             if peer_run is not None:
                 peer_run.stop()
             launch.stop(seed_nodes)
+            if watch is not None:
+                watch.stop()
     return finish(peer_run, PROG, {"seeds": [str(node.address) for node in seed_nodes],
                                    "probe_timeout": probe_timeout})
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a port, 0-65535")
+    return int(text)
 
 
 if __name__ == "__main__":

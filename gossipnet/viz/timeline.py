@@ -145,12 +145,12 @@ class Timeline:
 
     def _on_decision(self, event: LogEvent) -> None:
         reporter = event.fields.get("reporter", "?")
-        self._decided(event.address("dead"), event, f"{event.fields['decision']} the report by {reporter}",
+        self._decided(event.address("dead"), event, f"{event.fields['decision']} (report by {reporter})",
                       event.fields.get("reason", ""))
 
     def _on_notice(self, event: LogEvent) -> None:
         self._decided(event.address("dead"), event,
-                      f"{event.fields['decision']} the removal notice of {event.fields.get('seed', '?')}",
+                      f"{event.fields['decision']} (removal notice from {event.fields.get('seed', '?')})",
                       event.fields.get("reason", ""))
 
     def _decided(self, peer: Address, event: LogEvent, decision: str, reason: str) -> None:
