@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import http.client
 import json
+import random
 import time
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from gossipnet.protocol import topology
 from gossipnet.viz.dashboard import Dashboard
+from synthlog import Scenario
 
 Where = Dashboard | str  # a dashboard of this process, or the URL another process printed
 
@@ -59,3 +62,9 @@ def read_whole(dashboard: Dashboard, log: Path, timeout: float = 60) -> dict:
         return state if state["log"]["read"] == size and not state["log"]["reading"] else None
 
     return wait_for(done, f"the dashboard to read all of {log.name}", timeout)
+
+
+def scenario(messages: int = 2) -> Scenario:
+    """40 peers in a power-law overlay, ``messages`` each; peers 5 and 17 die after the gossip."""
+    return Scenario(peers=40, edges=topology.grow(40, topology.PREFERENTIAL, random.Random(7)),
+                    messages_per_peer=messages, dead=[5, 17], rng_seed=7)

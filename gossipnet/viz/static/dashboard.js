@@ -50,7 +50,7 @@ const cy = cytoscape({
 
 function stateUrl() {
   const query = new URLSearchParams();
-  if (!view.follow) query.set("t", view.t.toFixed(3));
+  if (!view.follow) query.set("t", view.t.toFixed(6));  // the log's resolution: a report and a removal may be 1 ms apart
   if (view.message) query.set("msg", view.message);
   const text = query.toString();
   return "/state.json" + (text ? "?" + text : "");
@@ -375,11 +375,13 @@ function setFollow(follow) {
   view.follow = follow;
   $("live").classList.toggle("on", follow);
   if (follow) setPlaying(false);
+  if (view.last) renderStatus(view.last);
 }
 
 function setPlaying(playing) {
   view.playing = playing;
   $("play").textContent = playing ? "❚❚ pause" : "▶ play";
+  if (view.last) renderStatus(view.last);
 }
 
 $("slider").addEventListener("input", () => {
