@@ -99,6 +99,7 @@ async function refreshMessages() {
 // --- Drawing ---------------------------------------------------------------------------------
 
 function render(data) {
+  const began = performance.now();
   if (data.log.generation !== view.generation) {   // a new log: start over
     view.generation = data.log.generation;
     cy.elements().remove();
@@ -115,6 +116,7 @@ function render(data) {
   renderHistogram(data.degrees);
   renderDeaths(data);
   view.renders += 1;
+  view.renderMs = performance.now() - began;  // how long a frame takes to draw: the page's smoothness
 }
 
 function seconds(value, digits = 3) {
