@@ -138,10 +138,11 @@ class Follower:
             if self.tail.run is not self.timeline.run:  # the log shrank: LogTail started over
                 self.generation += 1
                 self.timeline = Timeline(self.tail.run)
-            self.timeline.update()
-        # What was read stays for the server's life and holds no reference cycles (runlog.collector_paused):
-        # kept out of the collector's passes, which would otherwise rescan millions of objects again and again.
-        gc.freeze()
+            added = self.timeline.update()
+        if added:
+            # What was read stays for the server's life and holds no reference cycles (runlog.collector_paused):
+            # kept out of the collector's passes, which would otherwise rescan millions of objects again and again.
+            gc.freeze()
         return self.tail.offset < self.size
 
     def follow(self) -> None:
@@ -211,11 +212,9 @@ def _count(query: dict[str, str], name: str, default: int, most: int, least: int
 def state_answer(follower: Follower, query: dict[str, str]) -> dict:
     at, message = _seconds(query), query.get("msg") or None
     with follower.lock:
-        try:
-            state = follower.timeline.state(at, message)
-        except KeyError:
-            raise BadRequest(f"no message {message[:120]!r} in the run (see /messages.json)",
-                             HTTPStatus.NOT_FOUND) from None
+        if message is not None and message not in follower.timeline.ids:
+            raise BadRequest(f"no message {message[:120]!r} in the run (see /messages.json)", HTTPStatus.NOT_FOUND)
+        state = follower.timeline.state(at, message)
         state["log"] = follower.status()
     return state
 
