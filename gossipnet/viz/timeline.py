@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import math
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
@@ -374,7 +375,9 @@ class Timeline:
         found = self._fits.get(degrees)
         if found is None:
             try:
-                found = topology.fit_power_law(degrees), ""
+                fit = topology.fit_power_law(degrees)
+                found = (fit, "") if math.isfinite(fit.alpha) and math.isfinite(fit.p_value) else \
+                    (None, "the fit did not converge")
             except (ValueError, ZeroDivisionError, IndexError) as exc:  # too few distinct degrees
                 found = None, str(exc)
             if len(self._fits) >= FITS_KEPT:
