@@ -2,6 +2,7 @@
 
     python runner.py                        # the seeds of config.txt, until Ctrl-C
     python runner.py --peers 20 [--fast]    # seeds, then 20 peers, to a verdict
+    python runner.py --peers 20 --dashboard # and a web page watching it live (http://127.0.0.1:8000/)
 
 Every seed of the config whose address is on this host is started as its own
 ``seed.py`` process, on the port the config gives it, with its state file in
@@ -26,6 +27,7 @@ from gossipnet.config import (
     ConfigError,
     SeedSettings,
     load_seeds,
+    port_number,
     positive_float,
     positive_int,
 )
@@ -43,6 +45,7 @@ from gossipnet.run.options import (
 )
 from gossipnet.run.peerrun import FAST, INTERRUPTED, REPORT, PeerRun, Status
 from gossipnet.run.seeds import default_state_dir, in_use_error, is_local, ports_in_use, serve, start_seeds
+from gossipnet.viz import dashboard
 
 PROG = "runner.py"
 
@@ -64,6 +67,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
     parser.add_argument("--append", action="store_true",
                         help="add to the log instead of emptying it first (the summary still counts only this "
                              "run's lines)")
+    parser.add_argument("--dashboard", nargs="?", const=dashboard.DEFAULT_PORT, type=port_number, metavar="PORT",
+                        help=f"also serve the dashboard, a web page showing the run live, on 127.0.0.1:PORT "
+                             f"(default: {dashboard.DEFAULT_PORT}; 0 picks a free port); it stops with the run")
     parser.add_argument("--probe-timeout", type=positive_float, metavar="S",
                         help=f"seconds an accused peer has to answer a seed's own liveness check "
                              f"(default: {SeedSettings.probe_timeout:g}, --fast {FAST.probe_timeout:g})")
@@ -121,6 +127,14 @@ def main(argv: list[str] | None = None) -> int:
         if seed not in local:
             status.note(f"not started here: seed {seed} (not an address of this host)")
 
+    watch = None
+    if args.dashboard is not None:
+        try:
+            watch = dashboard.Dashboard(args.log, dashboard.DEFAULT_HOST, args.dashboard).start()
+        except dashboard.DashboardError as exc:
+            return fail(EXIT_FAILED, f"--dashboard: {exc}")
+        status.note(f"dashboard: {watch.url}")
+
     seed_nodes: list[NodeProcess] = []
     peer_run: PeerRun | None = None
     with tempfile.TemporaryDirectory(prefix="runner-") as workdir:
@@ -148,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             if peer_run is not None:
                 peer_run.stop()
             launch.stop(seed_nodes)
+            if watch is not None:
+                watch.stop()
     return finish(peer_run, PROG, {"seeds": [str(node.address) for node in seed_nodes],
                                    "probe_timeout": probe_timeout,
                                    "state_dir": str(state_dir) if state_dir is not None else None})

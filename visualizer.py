@@ -3,9 +3,11 @@
     python visualizer.py [outputfile.txt] [--out DIR]      # PNGs, and the facts on stdout
     python visualizer.py [outputfile.txt] --live           # a window that follows the log
     python visualizer.py [outputfile.txt] --live --out DIR # the PNGs, rewritten as the log grows
+    python visualizer.py --serve [[HOST:]PORT] [LOG]       # a web page that follows or replays the log
 
 The report's §4.4 "Network Orchestration and Visualization".  The text
-report, the figures and the live loop are gossipnet.viz.
+report, the figures and the live loop are gossipnet.viz; the web dashboard
+is gossipnet/viz/dashboard.py (docs/DASHBOARD.md).
 """
 
 from __future__ import annotations
@@ -16,16 +18,31 @@ from pathlib import Path
 
 from gossipnet import console
 from gossipnet.config import bounded_float
-from gossipnet.viz.visualize import DEFAULT_INTERVAL, DEFAULT_LOG, DEFAULT_OUT, PROG, VisualizerError, live, once
+from gossipnet.viz import dashboard
+from gossipnet.viz.visualize import (
+    DEFAULT_INTERVAL,
+    DEFAULT_LOG,
+    DEFAULT_OUT,
+    PROG,
+    VisualizerError,
+    live,
+    once,
+    stop_request,
+)
+
+DEFAULT_LISTEN = f"{dashboard.DEFAULT_HOST}:{dashboard.DEFAULT_PORT}"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
     try:
+        if args.serve:
+            host, port = args.serve
+            return dashboard.serve(args.log, host, port, stop_request())
         if args.live:
             return live(args)
         return once(args)
-    except VisualizerError as exc:
+    except (VisualizerError, dashboard.DashboardError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -48,12 +65,14 @@ examples:
   python visualizer.py run.txt --out report  # another log, another directory
   python visualizer.py --live                # a window following outputfile.txt
   python visualizer.py --live --out figures  # no display: PNGs rewritten as the log grows
+  python visualizer.py --serve               # http://127.0.0.1:8000/ follows or replays outputfile.txt
+  python visualizer.py --serve 8080 run.txt  # another port, another log
 
 Malformed log lines are listed on stderr with their line numbers and skipped.
-Exit status: 0 done (also after Ctrl-C in --live); 1 the log is missing, empty or
-has no peers, or no window can be opened; 2 bad arguments.""",
+Exit status: 0 done (also after Ctrl-C in --live and --serve); 1 the log is missing,
+empty or has no peers, no window can be opened, or --serve cannot listen; 2 bad arguments.""",
     )
-    parser.add_argument("log", nargs="?", default=DEFAULT_LOG, metavar="LOG",
+    parser.add_argument("log", nargs="?", metavar="LOG",
                         help=f"the log the nodes wrote (default: {DEFAULT_LOG})")
     parser.add_argument("--out", metavar="DIR", type=Path,
                         help=f"directory for the PNGs, created if needed (default: {DEFAULT_OUT}; with --live, "
@@ -64,9 +83,28 @@ has no peers, or no window can be opened; 2 bad arguments.""",
     parser.add_argument("--interval", type=_positive, default=DEFAULT_INTERVAL, metavar="S",
                         help=f"seconds between redraws in --live (default: {DEFAULT_INTERVAL:g})")
     parser.add_argument("--text-only", action="store_true", help="print the facts, draw nothing")
+    parser.add_argument("--serve", nargs="?", const=DEFAULT_LISTEN, metavar="[HOST:]PORT",
+                        help=f"serve a web page that follows the log as it grows and replays it with a timeline "
+                             f"(default: {DEFAULT_LISTEN}; PORT 0 picks a free port; a HOST other than loopback "
+                             "lets other machines look); Ctrl-C ends it")
     args = parser.parse_args(argv)
+    if args.serve is not None:
+        if not dashboard.looks_like_listen(args.serve):
+            if args.log is not None:
+                parser.error(f"--serve {args.serve}: expected [HOST:]PORT, e.g. 8000 or 127.0.0.1:8000")
+            args.log, args.serve = args.serve, DEFAULT_LISTEN  # --serve LOG: the default address
+        try:
+            args.serve = dashboard.parse_listen(args.serve)
+        except dashboard.DashboardError as exc:
+            parser.error(f"--serve {exc}")
+        given = [flag for flag, on in (("--live", args.live), ("--text-only", args.text_only),
+                                       ("--out", args.out is not None)) if on]
+        if given:
+            parser.error(f"--serve draws in a browser; it cannot be combined with {', '.join(given)}")
     if args.live and args.text_only:
         parser.error("--live draws; it cannot be combined with --text-only")
+    if args.log is None:
+        args.log = DEFAULT_LOG
     return args
 
 

@@ -282,6 +282,7 @@ def whole_number(least: int, most: int | None = None) -> Callable[[str], int]:
 
 positive_int = whole_number(1)
 non_negative_int = whole_number(0)
+port_number = whole_number(0, 65535)  # 0: a free port the system picks
 
 
 def network_sizes(text: str) -> tuple[int, ...]:

@@ -331,33 +331,35 @@ class Run:
         return delays
 
     def hop_counts(self) -> dict[tuple[Address, str], dict[Address, int]]:
-        """For each message received, each peer's hop count: the origin is at 0, and a first
-        receipt is one hop more than the first receipt of the neighbour it came from (``from=``).
+        """For each message received, each peer's hop count (:meth:`message_hops`)."""
+        return {key: self.message_hops(key) for key in self.receipts}
+
+    def message_hops(self, key: tuple[Address, str]) -> dict[Address, int]:
+        """One message's hop counts: the origin is at 0, and a first receipt is one hop more
+        than the first receipt of the neighbour it came from (``from=``).
 
         A peer whose chain of first receipts does not lead back to the origin
         (its sender's receipt is missing from the log, or a damaged log makes
         the chain loop) gets no count.
         """
-        result = {}
-        for key, receivers in self.receipts.items():
-            hops = {key[0]: 0}
-            broken: set[Address] = set()
-            for peer in receivers:
-                chain: list[Address] = []
-                node = peer
-                while node not in hops and node not in broken:
-                    receipt = receivers.get(node)
-                    if receipt is None or node in chain:
-                        break
-                    chain.append(node)
-                    node = receipt.sender
-                if node in hops:
-                    for distance, link in enumerate(reversed(chain), start=hops[node] + 1):
-                        hops[link] = distance
-                else:
-                    broken.update(chain)
-            result[key] = hops
-        return result
+        receivers = self.receipts.get(key, {})
+        hops = {key[0]: 0}
+        broken: set[Address] = set()
+        for peer in receivers:
+            chain: list[Address] = []
+            node = peer
+            while node not in hops and node not in broken:
+                receipt = receivers.get(node)
+                if receipt is None or node in chain:
+                    break
+                chain.append(node)
+                node = receipt.sender
+            if node in hops:
+                for distance, link in enumerate(reversed(chain), start=hops[node] + 1):
+                    hops[link] = distance
+            else:
+                broken.update(chain)
+        return hops
 
     def deaths(self) -> list[Death]:
         by_dead: dict[Address, list[LogEvent]] = defaultdict(list)
@@ -420,18 +422,21 @@ class LinkChange(NamedTuple):
 
 def link_changes(run: Run) -> list[LinkChange]:
     """Every LINK_OPENED, and every LINK_CLOSED of a link that was open (not a failed dial), in log order."""
-    changes = []
-    for event in run.events:
-        if event.role != "peer" or event.event not in (logformat.LINK_OPENED, logformat.LINK_CLOSED):
-            continue
-        opened = event.event == logformat.LINK_OPENED
-        if not opened and event.fields.get("reason", "").startswith(_DIAL_FAILURES):
-            continue
-        try:
-            changes.append(LinkChange(event.timestamp, event.node, run._address(event, "neighbour"), opened))
-        except (LogFormatError, KeyError):
-            continue  # Run already listed the damaged line in run.errors
-    return changes
+    return [change for event in run.events if (change := link_change(run, event)) is not None]
+
+
+def link_change(run: Run, event: LogEvent) -> LinkChange | None:
+    """The link change a LINK_OPENED or LINK_CLOSED line of ``run`` records; None for any other line,
+    a failed dial, or a damaged line (which Run already listed in run.errors)."""
+    if event.role != "peer" or event.event not in (logformat.LINK_OPENED, logformat.LINK_CLOSED):
+        return None
+    opened = event.event == logformat.LINK_OPENED
+    if not opened and event.fields.get("reason", "").startswith(_DIAL_FAILURES):
+        return None
+    try:
+        return LinkChange(event.timestamp, event.node, run._address(event, "neighbour"), opened)
+    except (LogFormatError, KeyError):
+        return None
 
 
 def _first_receipt(run: Run, event: LogEvent) -> tuple[Address, str] | None:
@@ -570,6 +575,12 @@ class LogTail:
         self.lines = 0  # lines read so far, blank ones included
         self._offset = 0
         self._partial = b""
+        self._skipping = False  # inside a line longer than the bound, until its end
+
+    @property
+    def offset(self) -> int:
+        """Bytes of the file read so far (a half-written last line included)."""
+        return self._offset
 
     @classmethod
     def from_end(cls, path: str | Path) -> LogTail:
@@ -586,23 +597,36 @@ class LogTail:
             pass
         return tail  # a half-written last line is read again, whole, by the next poll
 
-    def poll(self) -> int:
-        """Read what was appended since the last poll; returns how many lines were added."""
+    def poll(self, max_bytes: int | None = None) -> int:
+        """Read what was appended since the last poll, or its first ``max_bytes`` (a reader
+        that must answer meanwhile, the dashboard, reads a big log a slice at a time);
+        returns how many lines were added.
+
+        A line longer than textlines.MAX_LINE_BYTES is skipped as it comes, not
+        kept until it ends, and listed as malformed: a log without line breaks
+        costs bounded memory.
+        """
         try:
             with open(self.path, "rb") as handle:
                 if os.fstat(handle.fileno()).st_size < self._offset:
                     self._start_over()
                 handle.seek(self._offset)
-                data = handle.read()
+                data = handle.read(-1 if max_bytes is None else max_bytes)
         except FileNotFoundError:
             return 0
         self._offset += len(data)
-        complete, newline, self._partial = (self._partial + data).rpartition(b"\n")
-        if not newline:
-            return 0
+        data = self._partial + data
+        if self._skipping:  # the rest of a line too long to keep
+            end = data.find(b"\n")
+            if end < 0:
+                self._partial = b""
+                return 0
+            data, self._skipping = data[end + 1:], False
+            self.lines += 1
+        complete, newline, self._partial = data.rpartition(b"\n")
         events, errors = [], []
         # StringIO with newline=None splits lines exactly as parse_log's text-mode file does.
-        for text in io.StringIO(complete.decode("utf-8", errors="replace") + "\n", newline=None):
+        for text in io.StringIO(complete.decode("utf-8", errors="replace") + "\n" if newline else "", newline=None):
             self.lines += 1
             if not text.strip():
                 continue
@@ -617,5 +641,9 @@ class LogTail:
                 events.append(logformat.parse_line(text, self.lines))
             except LogFormatError as exc:
                 errors.append((self.lines, str(exc), text.rstrip("\n")))
+        if len(self._partial) > textlines.MAX_LINE_BYTES:
+            errors.append((self.lines + 1, f"a line longer than the bound of {textlines.MAX_LINE_BYTES:,} bytes: "
+                                           "skipped", self._partial[:80].decode("utf-8", errors="replace")))
+            self._partial, self._skipping = b"", True
         self.run.add(events, errors)
         return len(events) + len(errors)
