@@ -16,6 +16,7 @@ import os
 import sys
 
 from gossipnet.config import (
+    SEED_MAX_CONNECTIONS,
     ConfigError,
     SeedSettings,
     listen_address,
@@ -49,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
             seeds = load_seeds(args.config)
         except ConfigError as exc:
             parser.exit(2, f"seed: error: {exc}\n")
-    server, log = transport.open_node(parser, "seed", ip, port, args.log, args.quiet)
+    # Every peer the seed lists holds a connection to it (its seed connection).
+    server, log = transport.open_node(parser, "seed", ip, port, args.log, args.quiet, SEED_MAX_CONNECTIONS)
     seed = Seed(server, log, SeedSettings(probe_timeout=args.probe_timeout, auth=not args.no_auth),
                 config=args.config)
     log.event(logformat.STARTED, listen=seed.address, pid=os.getpid(), probe_timeout=args.probe_timeout,

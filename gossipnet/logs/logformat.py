@@ -70,6 +70,9 @@ REPAIR = "REPAIR"  # peer, one per round: reason=, degree=, before=, target=, se
 REJOINED = "REJOINED"  # peer: seed=, again=yes|no (registered during a repair with a seed that did not list it)
 # Added with guarded background loops (transport.run_loop)
 LOOP_FAILED = "LOOP_FAILED"  # both: loop=, error=, restarts_left= (an unexpected exception; the loop is started again)
+# Added with seed connections (seedlink.py; a peer keeps the connection it registered on open)
+SEED_LOST = "SEED_LOST"  # peer: seed=, reason= (its connection to a seed ended; it registers there again)
+PEER_DISCONNECTED = "PEER_DISCONNECTED"  # seed: peer=, reason=, accused=yes|no (a listed peer's seed connection ended)
 
 _BARE = re.compile(r'[^\s"=]+')
 _FIELD = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|[^\s"=]+)(?: |$)')

@@ -277,10 +277,10 @@ class NodeStartError(Exception):
 
 
 def open_node(parser: argparse.ArgumentParser, role: str, ip: str, port: int, log_path: str,
-              quiet: bool) -> tuple[NodeServer, NodeLog]:
+              quiet: bool, max_connections: int = MAX_CONNECTIONS) -> tuple[NodeServer, NodeLog]:
     """Bind the listening socket and open the log, or exit with a one-line error."""
     try:
-        server = NodeServer(ip, port, handler=lambda conn: None)
+        server = NodeServer(ip, port, handler=lambda conn: None, max_connections=max_connections)
     except OSError as exc:
         parser.exit(1, f"{role}: error: cannot listen on {ip}:{port}: {exc.strerror or exc}\n")
     try:

@@ -111,10 +111,14 @@ def test_the_table_hands_the_rule_its_facts_and_forgets_reporters_that_left():
     assert table.count(record, report) == deadnode.Neighbours(frozenset({A, B, C}), frozenset({A}), frozenset({C}))
     assert record.reports == {A} and record.last_report == report
     assert table.count(record, DeadNodeReport(D, "2.0", outsider)) == deadnode.Reject(deadnode.NOT_REGISTERED)
-    # A reporter that leaves the PL no longer counts; the removal names D, whose count it changed.
+    # A reporter that leaves the PL no longer counts, but is lost (the seed then checks D itself);
+    # the removal names D, whose count it changed.
     assert table.remove(table.get(A)) == (3, [D])
-    assert table.neighbours(record) == deadnode.Neighbours(frozenset({B, C}), frozenset(), frozenset({C}))
-    assert record.reports == set()
+    assert table.neighbours(record) == deadnode.Neighbours(frozenset({B, C}), frozenset(), frozenset({C}),
+                                                           lost=frozenset({A}))
+    assert (record.reports, record.lost) == (set(), {A})
+    table.cleared(record)  # D answered the seed's check: nothing stands against it
+    assert table.neighbours(record).lost == frozenset()
     # A new registration of D is a new incarnation: facts about the old one are gone.
     table.register(D, None)
     assert table.neighbours(record) is None
