@@ -123,6 +123,7 @@ class Lab:
         self.tail = LogTail(self.log)
         self.outcome = self.problem = ""
         self.facts = Facts([], set())
+        self.checks: list[Check] = []
         self.leftovers: list[str] = []
         self._began = time.monotonic()
         self._t0: float | None = None
@@ -179,6 +180,9 @@ class Lab:
             try:
                 self._poll()
                 self.facts = self._facts()
+                # Judged as the run stands now: stopping the nodes logs links closing, which says
+                # nothing about the run (a peer stopped last sees its neighbours go first).
+                self.checks = judge(self.tail.run, self.facts)
             finally:
                 self.teardown()
         return self.result()
@@ -429,8 +433,7 @@ class Lab:
 
     def result(self) -> Result:
         self.tail.poll()
-        checks = judge(self.tail.run, self.facts)
-        return Result(self.outcome, self.problem, checks, self.tail.run, self.facts, self.elapsed(),
+        return Result(self.outcome, self.problem, self.checks, self.tail.run, self.facts, self.elapsed(),
                       self.leftovers)
 
 
