@@ -182,8 +182,8 @@ class PeerTable:
         """
         with self._lock:
             record = self._peers.get(peer)
-            if record is None or holder is None or record.holder is not holder:
-                return None
+            if record is None or holder is None or record.holder != holder:
+                return None  # (a real seed's holder is a Connection, compared by identity)
             record.holder, record.disconnected = None, True
             return self._accused(record)
 
