@@ -41,9 +41,10 @@ HANDSHAKE_TIMEOUT = 10.0
 SEED_IDLE_TIMEOUT = 30.0
 
 # Seconds a peer's connection to a seed may stay idle before the peer sends a
-# keepalive on it (a LIVENESS_REQUEST, which seeds answer): the ping interval,
-# but at most a third of SEED_IDLE_TIMEOUT, so two keepalives may be late on a
-# loaded machine before the seed gives up on the connection.
+# keepalive on it (a LIVENESS_REQUEST, which seeds answer): half the ping
+# interval (PeerSettings.seed_keepalive), but at most a third of
+# SEED_IDLE_TIMEOUT, so two keepalives may be late on a loaded machine before
+# the seed gives up on the connection.
 SEED_KEEPALIVE_MAX = SEED_IDLE_TIMEOUT / 3
 
 # Seconds between a peer's attempts to register again with a seed whose
@@ -192,9 +193,11 @@ class PeerSettings:
 
     @property
     def seed_keepalive(self) -> float:
-        """Seconds a seed connection may stay idle before a keepalive: the ping interval, so a lost
-        seed is noticed within one, but at most SEED_KEEPALIVE_MAX, under the seed's idle timeout."""
-        return min(self.ping_interval, SEED_KEEPALIVE_MAX)
+        """Seconds a seed connection may stay idle before a keepalive: half the ping interval (its
+        reply is due within the keepalive interval too, at most CONNECT_TIMEOUT, so a seed that went
+        silent is noticed within one ping interval), but at most SEED_KEEPALIVE_MAX, under the seed's
+        idle timeout."""
+        return min(self.ping_interval / 2, SEED_KEEPALIVE_MAX)
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,10 @@ before the next (a seed answers in order).  One thread per seed connection
 serves the requests.  While none waits, it watches the socket: a seed that
 closes the connection (it crashed, or it removed this peer) is noticed at
 once.  When the connection has been idle for the keepalive interval
-(PeerSettings.seed_keepalive: the ping interval, and under the seed's idle
-timeout), the thread sends a LIVENESS_REQUEST, which seeds answer, so a seed
-that went silent is noticed within one interval.  A reply that does not come
+(PeerSettings.seed_keepalive: half the ping interval, and under the seed's
+idle timeout), the thread sends a LIVENESS_REQUEST, which seeds answer, its
+reply due within the same interval (at most CONNECT_TIMEOUT): a seed that
+went silent is noticed within one ping interval.  A reply that does not come
 in time, or any other error, ends the connection (a late reply could no
 longer be told from the next one): the thread logs SEED_LOST and has the
 peer register there again, at once and then after doubling pauses with
@@ -164,7 +165,7 @@ class SeedLink:
                 try:
                     item = self._next(conn)
                     if item is None:
-                        reply = _exchange(conn, self._keepalive_request(), CONNECT_TIMEOUT)
+                        reply = _exchange(conn, self._keepalive_request(), min(self.keepalive, CONNECT_TIMEOUT))
                         if not isinstance(reply, LivenessReply):
                             raise ProtocolError(f"expected LIVENESS_REPLY to a keepalive, got {reply.VERB}")
                     else:

@@ -26,8 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-from gossipnet.sim import report as simreport
-from gossipnet.protocol import topology
 from gossipnet.config import (
     MAX_CONNECTIONS,
     PeerSettings,
@@ -39,6 +37,8 @@ from gossipnet.config import (
     non_negative_int,
     positive_int,
 )
+from gossipnet.protocol import topology
+from gossipnet.sim import report as simreport
 from gossipnet.sim.engine import CRASH, JOIN, LEAVE, Simulation, schedule_messages
 from gossipnet.sim.network import Latency, Network, SimulationError
 

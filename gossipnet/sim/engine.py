@@ -46,9 +46,9 @@ from dataclasses import dataclass, field
 
 from gossipnet.config import REPAIR_BACKOFF_CAP
 from gossipnet.protocol.messagelist import forward_targets
-from gossipnet.sim.network import Network
-from gossipnet.sim.calendar import EventQueue
 from gossipnet.protocol.topology import RepairSchedule
+from gossipnet.sim.calendar import EventQueue
+from gossipnet.sim.network import Network
 
 INF = math.inf
 

@@ -39,14 +39,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gossipnet.protocol import deadnode
-from gossipnet.protocol import topology
 from gossipnet.config import MAX_CONNECTIONS, majority
+from gossipnet.protocol import deadnode, topology
 from gossipnet.protocol.degreepool import DegreePool
-from gossipnet.protocol.messagelist import MessageList
 from gossipnet.protocol.liveness import LivenessTracker
-from gossipnet.protocol.repairplan import LINKED, REFUSED, UNREACHABLE, RepairRound
+from gossipnet.protocol.messagelist import MessageList
 from gossipnet.protocol.peertable import PeerRecord, PeerTable
+from gossipnet.protocol.repairplan import LINKED, REFUSED, UNREACHABLE, RepairRound
 
 # Latencies drawn from numpy at a time: one call per block, not per link.
 LATENCY_BLOCK = 65_536
