@@ -63,23 +63,24 @@ def test_a_dead_peer_whose_only_counting_reporter_dies_next_is_removed_everywher
     for seed in seeds[:2]:
         assert reporter.report_dead(seed, accused.address) == WAITING
     reporter.close()  # dies next, before anyone else reports the accused
-    for seed in seeds[:2]:
-        assert last.report_dead(seed, reporter.address).detail.startswith("removed: 1 of 1 neighbours")
+    # Its one neighbour reports it to the first seed, which removes it and tells the others.
+    assert last.report_dead(seeds[0], reporter.address).detail.startswith("removed: 1 of 1 neighbours")
 
     def removed_everywhere() -> bool:
         return {e.node for e in network.events(logformat.PL_REMOVED)
                 if e.address("peer") == accused.address} == set(seeds)
 
     network.wait_until(removed_everywhere, 30, "every seed to remove the dead peer")
-    # The two seeds that counted the lost report checked the accused themselves; the third
-    # followed their notice, after its own check.
-    decisions = [(e.node, e.fields["decision"], e.fields["reason"]) for e in network.events(
-        logformat.DEAD_NODE_DECISION) if e.address("dead") == accused.address]
+    # The first seed checked the accused itself once its reporter left.  The second counted the
+    # same lost report (it removed the reporter on the first one's notice): it did the same,
+    # unless the first one's notice about the accused came first.  The third followed a notice.
+    removed = {(e.node, e.fields["reason"]) for e in network.events(logformat.DEAD_NODE_DECISION)
+               if e.address("dead") == accused.address and e.fields["decision"] == "removed"}
+    followed = {e.node for e in network.events(logformat.REMOVAL_NOTICE)
+                if e.address("dead") == accused.address and e.fields["decision"] == "removed"}
     checked = "0 of 1 neighbours reported, 1 more reported and then left, and the seed's liveness check failed"
-    assert {(node, reason) for node, decision, reason in decisions if decision == "removed"} == {
-        (seed, checked) for seed in seeds[:2]}
-    notices = [(e.node, e.fields["decision"]) for e in network.events(logformat.REMOVAL_NOTICE)
-               if e.address("dead") == accused.address]
-    assert (seeds[2], "removed") in notices
+    assert (seeds[0], checked) in removed
+    assert (seeds[1], checked) in removed or seeds[1] in followed
+    assert seeds[2] in followed and not {node for node, _ in removed} & {seeds[2]}
     for seed in seeds:
         assert listed(seed) == {silent.address, last.address}  # the dead are gone, the live stay
