@@ -82,6 +82,7 @@ class SeedLink:
         self._closed = threading.Event()
         self._registering = threading.Lock()  # one registration at a time on this link
         self._started = False
+        self._serving: int | None = None  # the thread ident of serve
         self._last_used = time.monotonic()
         # The thread waits on the socket and on this pipe, which a new request (or close) writes to.
         self._wake_r, self._wake_w = os.pipe()
@@ -120,7 +121,17 @@ class SeedLink:
         is a PEER_LIST.  Raises OSError or ProtocolError (as
         transport.request does) when no reply comes.
         """
-        if self.connected and self._started:
+        with self._lock:
+            conn = self._conn if self._started else None
+        if conn is not None and threading.get_ident() == self._serving:
+            # The link's own thread, between requests (it found the connection made again
+            # meanwhile): no one else is serving it, so it asks itself.
+            try:
+                return _exchange(conn, message, timeout)
+            except (OSError, ProtocolError) as exc:
+                self._lost(conn, describe(exc))
+                raise
+        if conn is not None:
             reply = self.ask(message, timeout)
             if reply is None:
                 raise ConnectionError(f"the connection to seed {self.seed} ended before it answered")
@@ -154,6 +165,7 @@ class SeedLink:
 
     def serve(self) -> None:
         """The link's thread: serve requests and keepalives; after a loss, register again."""
+        self._serving = threading.get_ident()
         try:
             while not self._closed.is_set():
                 with self._lock:
@@ -212,7 +224,7 @@ class SeedLink:
         """Register again, at once and then after doubling pauses with jitter, until the seed takes it."""
         cap = min(SEED_RECONNECT_CAP, max(self.keepalive, REGISTER_BACKOFF))
         attempt = 0
-        while not self._closed.is_set():
+        while not self._closed.is_set() and not self.connected:  # (a repair may have registered meanwhile)
             if self._rejoin(self, attempt + 1):
                 return
             pause = min(cap, REGISTER_BACKOFF * 2 ** attempt) * self.rng.uniform(0.5, 1.0)
