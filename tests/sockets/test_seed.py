@@ -33,6 +33,7 @@ from gossipnet.protocol.wire import (
     RemovalNotice,
     encode,
 )
+from netharness import wait_for
 
 
 class Responder:
@@ -303,13 +304,6 @@ def hold(seed: Seed, peer: Address, *claims: Address) -> tuple[socket.socket, Li
 
 def events_of(log_path, name: str) -> list[logformat.LogEvent]:
     return [e for e in logformat.parse_log(log_path).events if e.event == name]
-
-
-def wait_for(condition, what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)  # polling interval, not synchronisation
 
 
 def listed(seed: Seed) -> set[Address]:
