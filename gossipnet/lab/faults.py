@@ -18,7 +18,8 @@ of the run is up (has made its first message):
                                    the most peers lose every seed they registered with, and start them
                                    again at once on their own addresses, with empty Peer Lists
 ``churn:AT:DURATION[:EVERY]``      every EVERY s (default 2) for DURATION s, SIGKILL one peer (a
-                                   neighbour of the last one, when one can be detected) and start one
+                                   neighbour of the last one, when one can be detected, but never the
+                                   last live neighbour of one not reported yet) and start one
 =================================  =================================================================
 
 Whom a fault strikes is decided when it strikes, from the overlay at that
@@ -244,17 +245,21 @@ def choose_group(adjacency: dict[Address, set[Address]], candidates: Sequence[Ad
 
 
 def choose_churn(adjacency: dict[Address, set[Address]], candidates: Sequence[Address], last: frozenset[Address],
-                 rng: random.Random) -> Address | None:
+                 unreported: Sequence[frozenset[Address]], rng: random.Random) -> Address | None:
     """The next peer a churn kills: a neighbour of the last one (``last``: its neighbours when it
-    died), so that neighbours die together, among the peers whose death the others can detect
-    (linked, and reportable by the rest); any such peer if none of them is one; None if no peer
-    is left to kill but the one whose loss would leave a single peer."""
+    died), so that neighbours die together and reporters die after (or before) their reports,
+    among the peers whose death the others can detect (linked, and reportable by the rest); any
+    such peer if none of them is one.  Never the last live neighbour of a peer killed earlier
+    and not reported yet (``unreported``: the neighbours each had when it died): a death nobody
+    is left to see cannot be reported.  None if no peer may be killed."""
     if len(candidates) < 3:
         return None
-    pool = [peer for peer in candidates
-            if adjacency.get(peer) and reportable(adjacency[peer], set(candidates) - {peer})]
+    live = set(candidates)
+    spare = {peer for neighbours in unreported if len(reporters := neighbours & live) == 1 for peer in reporters}
+    pool = [peer for peer in candidates if peer not in spare
+            and adjacency.get(peer) and reportable(adjacency[peer], live - {peer})]
     nearby = [peer for peer in pool if peer in last]
-    return rng.choice(nearby or pool or list(candidates))
+    return rng.choice(nearby or pool) if pool else None
 
 
 def choose_seeds_to_restart(registered: dict[Address, set[Address]], running: Sequence[Address], count: int,

@@ -370,9 +370,12 @@ class Lab:
         and start a new peer."""
         candidates = {node.address: node for node in self.peers() if node.live and node.address}
         adjacency = live_links(self.tail.run, set(candidates))
-        last = next((incident.neighbours for incident in reversed(self.incidents) if incident.kind == "crash"),
-                    frozenset())
-        victim = choose_churn(adjacency, list(candidates), last, self.rng)
+        killed = [incident for incident in self.incidents if incident.kind == "crash"]
+        reported = {(event.address("dead"), event.timestamp) for event in self.tail.run.reports}
+        unreported = [incident.neighbours for incident in killed
+                      if not any(dead == incident.node and at >= incident.start for dead, at in reported)]
+        victim = choose_churn(adjacency, list(candidates), killed[-1].neighbours if killed else frozenset(),
+                              unreported, self.rng)
         chosen = self.chosen.setdefault(index, [])
         if victim is not None:
             node = candidates[victim]
