@@ -21,6 +21,7 @@ from pathlib import Path
 
 from gossipnet import console
 from gossipnet.config import (
+    SEED_MAX_CONNECTIONS,
     ConfigError,
     SeedSettings,
     listen_address,
@@ -67,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
                 saved = state.load()
             except StateError as exc:
                 parser.exit(2, f"seed: error: {exc}\n")
-        server, log = transport.open_node(parser, "seed", ip, port, args.log, args.quiet)
+        # Every peer the seed lists holds a connection to it (its seed connection).
+        server, log = transport.open_node(parser, "seed", ip, port, args.log, args.quiet, SEED_MAX_CONNECTIONS)
         if state is not None:
             try:
                 state.claim(server.address)

@@ -35,9 +35,25 @@ MAX_CONNECTIONS = 256
 # connection that says nothing from pinning a thread forever.
 HANDSHAKE_TIMEOUT = 10.0
 
-# Seconds a seed keeps a quiet client connection open.  Peers use short
-# request/reply exchanges, so anything idle this long is abandoned.
+# Seconds a seed keeps a quiet client connection open.  A peer holds its
+# connection to each seed it registered with and sends a keepalive on it at
+# least every SEED_KEEPALIVE_MAX (a third of this), so only a connection
+# whose peer is gone, hung or cut off stays quiet this long.
 SEED_IDLE_TIMEOUT = 30.0
+
+# Seconds a peer's connection to a seed may stay idle before the peer sends a
+# keepalive on it (a LIVENESS_REQUEST, which seeds answer): half the ping
+# interval (PeerSettings.seed_keepalive), but at most a third of
+# SEED_IDLE_TIMEOUT, so two keepalives may be late on a loaded machine before
+# the seed gives up on the connection.
+SEED_KEEPALIVE_MAX = SEED_IDLE_TIMEOUT / 3
+
+# Seconds between a peer's attempts to register again with a seed whose
+# connection it lost: doubling from REGISTER_BACKOFF up to this (and to the
+# keepalive interval, if shorter), with jitter.  A seed that restarted
+# relearns its peers within this much of coming back; a seed that is down for
+# long costs each peer one refused connect this often.
+SEED_RECONNECT_CAP = 4.0
 
 # Seconds to wait for a TCP connect or for a reply to one request.
 CONNECT_TIMEOUT = 3.0
@@ -56,6 +72,12 @@ REGISTER_TIMEOUT = 10.0
 # at ~75 bytes a peer (address, degree and key) 800 fit well under
 # MAX_LINE_BYTES; past this, registrations are refused as busy.
 MAX_PEERS = 800
+
+# Connections a seed serves at once: every peer it lists holds one (its seed
+# connection, see SEED_KEEPALIVE_MAX), and MAX_CONNECTIONS more serve
+# one-off requests (a dead-node report to a seed the reporter did not
+# register with, a removal notice, a newcomer).
+SEED_MAX_CONNECTIONS = MAX_PEERS + MAX_CONNECTIONS
 
 # Links a seed records for one reporting peer.  A peer cannot serve more
 # connections than MAX_CONNECTIONS, so more claims are lies that would only
@@ -194,6 +216,14 @@ class PeerSettings:
     def repair_period(self) -> float:
         """The repair interval in effect: ``repair_interval``, else the ping interval."""
         return self.repair_interval if self.repair_interval is not None else self.ping_interval
+
+    @property
+    def seed_keepalive(self) -> float:
+        """Seconds a seed connection may stay idle before a keepalive: half the ping interval (its
+        reply is due within the keepalive interval too, at most CONNECT_TIMEOUT, so a seed that went
+        silent is noticed within one ping interval), but at most SEED_KEEPALIVE_MAX, under the seed's
+        idle timeout."""
+        return min(self.ping_interval / 2, SEED_KEEPALIVE_MAX)
 
 
 @dataclass(frozen=True)

@@ -99,8 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
                "hang:AT:DURATION[:COUNT] (SIGSTOP, then SIGCONT), cut:AT:DURATION[:COUNT] (link down, then "
                "up; namespaces only), seeds-down:AT:COUNT[:DURATION] (SIGKILL seeds; with DURATION they start "
                "again), join:AT[:COUNT] (new peers), restart:AT (dead peers start again on their own "
-               "addresses). A crash strikes the best-linked peers whose deaths stay detectable; a hang or a "
-               "cut, random linked peers; seeds-down spares, when it can, one seed of every peer.")
+               "addresses), seeds-restart:AT[:COUNT] (SIGKILL seeds, default a majority, and start them again "
+               "at once, empty), churn:AT:DURATION[:EVERY] (every EVERY s, default 2, for DURATION s: SIGKILL "
+               "a peer and start a new one). A crash strikes the best-linked peers whose deaths stay "
+               "detectable; a hang or a cut, random linked peers; seeds-down spares, when it can, one seed of "
+               "every peer, and seeds-restart strikes every seed of as many peers as it can; a churn kills a "
+               "neighbour of its last victim when it can, but never the last live neighbour of a victim not "
+               "reported yet.")
     parser.add_argument("--seeds", type=positive_int, default=3, metavar="N", help="seeds to start (default: 3)")
     parser.add_argument("-n", "--peers", type=positive_int, default=12, metavar="N",
                         help="peers to start (default: 12)")

@@ -14,11 +14,19 @@ of the run is up (has made its first message):
 ``join:AT[:COUNT]``                start COUNT new peers (default 1)
 ``restart:AT``                     start every dead peer (crashed, or failed to join) again on its own
                                    address
+``seeds-restart:AT[:COUNT]``       SIGKILL COUNT running seeds (default: a majority), chosen so that
+                                   the most peers lose every seed they registered with, and start them
+                                   again at once on their own addresses, with empty Peer Lists
+``churn:AT:DURATION[:EVERY]``      every EVERY s (default 2) for DURATION s, SIGKILL one peer (a
+                                   neighbour of the last one, when one can be detected, but never the
+                                   last live neighbour of one not reported yet) and start one
 =================================  =================================================================
 
 Whom a fault strikes is decided when it strikes, from the overlay at that
-moment (:func:`choose_crash`, :func:`choose_group`): plain functions of the
-adjacency, with the randomness injected.  This module starts nothing.
+moment (:func:`choose_crash`, :func:`choose_group`, :func:`choose_churn`,
+:func:`choose_seeds`, :func:`choose_seeds_to_restart`): plain functions of
+the adjacency or the registrations, with the randomness injected.  This
+module starts nothing.
 """
 
 from __future__ import annotations
@@ -29,17 +37,21 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from gossipnet.config import CONFIRMATIONS, PeerSettings
+from gossipnet.config import CONFIRMATIONS, PeerSettings, majority
 from gossipnet.protocol.wire import Address
 
-KINDS = ("crash", "hang", "cut", "seeds-down", "join", "restart")
+KINDS = ("crash", "hang", "cut", "seeds-down", "join", "restart", "seeds-restart", "churn")
+
+# Seconds between a churn's steps unless EVERY says otherwise (the issue's fault: one every 2 s).
+CHURN_EVERY = 2.0
 
 # Sets of seeds tried before choosing at random: enough for any lab's handful of seeds.
 SEED_CHOICES = 5_000
 
 # The arguments each kind takes after AT, and how many of them are required.
 _ARGUMENTS = {"crash": (("COUNT",), 1), "hang": (("DURATION", "COUNT"), 1), "cut": (("DURATION", "COUNT"), 1),
-              "seeds-down": (("COUNT", "DURATION"), 1), "join": (("COUNT",), 0), "restart": ((), 0)}
+              "seeds-down": (("COUNT", "DURATION"), 1), "join": (("COUNT",), 0), "restart": ((), 0),
+              "seeds-restart": (("COUNT",), 0), "churn": (("DURATION", "EVERY"), 1)}
 
 
 class FaultError(ValueError):
@@ -50,15 +62,17 @@ class FaultError(ValueError):
 class Fault:
     kind: str
     at: float  # seconds after every peer is up
-    count: int = 1
+    count: int = 1  # seeds-restart: 0 for a majority of the seeds
     share: float | None = None  # COUNT given as a share of the peers (crash only)
-    duration: float | None = None  # hang, cut: required; seeds-down: optional (None: they stay down)
+    duration: float | None = None  # hang, cut, churn: required; seeds-down: optional (None: they stay down)
+    every: float | None = None  # churn: seconds between its steps (None: CHURN_EVERY)
 
     def __str__(self) -> str:
         count = f"{100 * self.share:g}%" if self.share is not None else str(self.count)
         parts = {"crash": [count], "hang": [self.duration, count], "cut": [self.duration, count],
                  "seeds-down": [count] + ([self.duration] if self.duration is not None else []),
-                 "join": [count], "restart": []}[self.kind]
+                 "join": [count], "restart": [], "seeds-restart": [count] if self.count else [],
+                 "churn": [self.duration] + ([self.every] if self.every is not None else [])}[self.kind]
         return ":".join([self.kind, f"{self.at:g}", *(f"{part:g}" if isinstance(part, float) else str(part)
                                                       for part in parts)])
 
@@ -74,19 +88,21 @@ def parse_fault(text: str) -> Fault:
         raise FaultError(f"fault {text!r}: expected {usage}")
     at = _seconds(fields[0], "AT", text, allow_zero=True)
     values = dict(zip(names, fields[1:], strict=False))
-    fault = Fault(kind, at)
+    fault = Fault(kind, at, count=0 if kind == "seeds-restart" else 1)
     if "DURATION" in values:
-        fault = Fault(kind, at, duration=_seconds(values["DURATION"], "DURATION", text))
+        fault = replace(fault, duration=_seconds(values["DURATION"], "DURATION", text))
+    if "EVERY" in values:
+        fault = replace(fault, every=_seconds(values["EVERY"], "EVERY", text))
     if "COUNT" in values:
         raw = values["COUNT"]
         if raw.endswith("%") and kind == "crash":
             share = _seconds(raw[:-1], "COUNT", text) / 100
             if share >= 1:
                 raise FaultError(f"fault {text!r}: a crash must leave some peers alive (share below 100%)")
-            return Fault(kind, at, count=0, share=share, duration=fault.duration)
+            return replace(fault, count=0, share=share)
         if not raw.isdigit() or int(raw) < 1:
             raise FaultError(f"fault {text!r}: COUNT must be a whole number >= 1")
-        return Fault(kind, at, count=int(raw), duration=fault.duration)
+        return replace(fault, count=int(raw))
     return fault
 
 
@@ -105,7 +121,7 @@ class Action:
     """One step of a scenario's timeline: ``verb`` at ``at``, for the fault at ``index``."""
 
     at: float
-    verb: str  # crash, stop, cont, down, up, seeds-kill, seeds-start, join, restart
+    verb: str  # crash, stop, cont, down, up, seeds-kill, seeds-start, join, restart, seeds-restart, churn
     index: int  # the fault's place in Scenario.faults; an undo acts on the nodes its do chose
 
     @property
@@ -130,14 +146,20 @@ class Scenario:
     liveness: str = PeerSettings.liveness  # the peers' --liveness
 
     def count(self, fault: Fault) -> int:
+        if fault.kind == "seeds-restart" and not fault.count:
+            return majority(self.seeds)
         return max(1, round(fault.share * self.peers)) if fault.share is not None else fault.count
 
     def timeline(self) -> list[Action]:
-        """Every action, in time order (a fault's undo after its do)."""
+        """Every action, in time order (a fault's undo after its do; a churn's steps, one by one)."""
         undo = {"hang": ("stop", "cont"), "cut": ("down", "up"), "seeds-down": ("seeds-kill", "seeds-start")}
         actions = []
         for index, fault in enumerate(self.faults):
-            if fault.kind in undo:
+            if fault.kind == "churn":
+                every = fault.every or CHURN_EVERY
+                steps = max(1, math.floor(fault.duration / every + 1e-9))
+                actions += [Action(fault.at + step * every, "churn", index) for step in range(steps)]
+            elif fault.kind in undo:
                 first, second = undo[fault.kind]
                 actions.append(Action(fault.at, first, index))
                 if fault.duration is not None:
@@ -173,6 +195,10 @@ class Scenario:
                 raise FaultError(f"fault {fault}: must leave at least one of the {self.peers} peers untouched")
             if fault.kind == "seeds-down":
                 down += fault.count
+            if fault.kind == "seeds-restart" and self.count(fault) > self.seeds:
+                raise FaultError(f"fault {fault}: restarts {self.count(fault)} seeds, but the run has {self.seeds}")
+            if fault.kind == "churn" and self.peers < 3:
+                raise FaultError(f"fault {fault}: a churn needs at least 3 peers (one dies while two report it)")
         if down > self.seeds:
             raise FaultError(f"the faults take down {down} seeds, but the run has {self.seeds}")
 
@@ -217,6 +243,35 @@ def choose_group(adjacency: dict[Address, set[Address]], candidates: Sequence[Ad
     pool.sort(key=lambda peer: not reportable(adjacency.get(peer, set()), set(candidates) - {peer})
               or not adjacency.get(peer))
     return pool[:count]
+
+
+def choose_churn(adjacency: dict[Address, set[Address]], candidates: Sequence[Address], last: frozenset[Address],
+                 unreported: Sequence[frozenset[Address]], rng: random.Random) -> Address | None:
+    """The next peer a churn kills: a neighbour of the last one (``last``: its neighbours when it
+    died), so that neighbours die together and reporters die after (or before) their reports,
+    among the peers whose death the others can detect (linked, and reportable by the rest); any
+    such peer if none of them is one.  Never the last live neighbour of a peer killed earlier
+    and not reported yet (``unreported``: the neighbours each had when it died): a death nobody
+    is left to see cannot be reported.  None if no peer may be killed."""
+    if len(candidates) < 3:
+        return None
+    live = set(candidates)
+    spare = {peer for neighbours in unreported if len(reporters := neighbours & live) == 1 for peer in reporters}
+    pool = [peer for peer in candidates if peer not in spare
+            and adjacency.get(peer) and reportable(adjacency[peer], live - {peer})]
+    nearby = [peer for peer in pool if peer in last]
+    return rng.choice(nearby or pool) if pool else None
+
+
+def choose_seeds_to_restart(registered: dict[Address, set[Address]], running: Sequence[Address], count: int,
+                            rng: random.Random) -> list[Address]:
+    """``count`` running seeds to restart: the set that leaves the most peers with none of the
+    seeds they registered with (the hardest case: only the seed connections bring them back),
+    ties broken at random."""
+    choices = list(itertools.islice(itertools.combinations(running, count), SEED_CHOICES))
+    rng.shuffle(choices)
+    return list(max(choices, key=lambda choice: sum(bool(seeds) and seeds <= set(choice)
+                                                    for seeds in registered.values())))
 
 
 def choose_seeds(registered: dict[Address, set[Address]], running: Sequence[Address], count: int,

@@ -25,7 +25,16 @@ from pathlib import Path
 
 from gossipnet.config import PeerSettings, majority, peer_argv
 from gossipnet.lab import net as labnet
-from gossipnet.lab.faults import Action, Fault, Scenario, choose_crash, choose_group, choose_seeds
+from gossipnet.lab.faults import (
+    Action,
+    Fault,
+    Scenario,
+    choose_churn,
+    choose_crash,
+    choose_group,
+    choose_seeds,
+    choose_seeds_to_restart,
+)
 from gossipnet.lab.verdict import Check, Facts, Incident, Join, held_by, judge, live_links
 from gossipnet.logs import logformat
 from gossipnet.logs.runlog import LogTail, Run
@@ -114,6 +123,7 @@ class Lab:
         self.tail = LogTail(self.log)
         self.outcome = self.problem = ""
         self.facts = Facts([], set())
+        self.checks: list[Check] = []
         self.leftovers: list[str] = []
         self._began = time.monotonic()
         self._t0: float | None = None
@@ -180,6 +190,9 @@ class Lab:
             try:
                 self._poll()
                 self.facts = self._facts()
+                # Judged as the run stands now: stopping the nodes logs links closing, which says
+                # nothing about the run (a peer stopped last sees its neighbours go first).
+                self.checks = judge(self.tail.run, self.facts)
             finally:
                 self.teardown()
         return self.result()
@@ -322,17 +335,66 @@ class Lab:
             for node in self.chosen.get(action.index, []):
                 self._spawn(node)
                 self._end_incidents(node, "seeds-down", now)
+        elif verb == "seeds-restart":
+            self._restart_seeds(action.index, fault, now)
+        elif verb == "churn":
+            self._churn(action.index, now)
         elif verb in ("join", "restart"):
             targets = [self._add("peer") for _ in range(fault.count)] if verb == "join" else \
                 [node for node in self.peers() if not node.running and node.lives]
             for node in targets:
-                majority_up = sum(seed.running for seed in self.seeds()) >= majority(len(self.seeds()))
-                process = self._spawn(node)
-                self.joins[process.pid] = Join(node.address, process.pid, now, majority_up)
-                self._end_incidents(node, "crash", now)
-        what = ", ".join(str(node.address or node.name) for node in self.chosen.get(action.index, [])) \
-            if verb not in ("join", "restart") else f"{len(targets)} peers"
+                self._join(node, now)
+        if verb == "churn":
+            what = ", ".join(f"{node.address or node.name}" for node in self.chosen.get(action.index, [])[-2:])
+        else:
+            what = ", ".join(str(node.address or node.name) for node in self.chosen.get(action.index, [])) \
+                if verb not in ("join", "restart") else f"{len(targets)} peers"
         self.status.note(f"{self.elapsed():.1f} s: {verb} ({fault}): {what or 'nobody'}")
+
+    def _join(self, node: LabNode, now: float) -> None:
+        """Start a peer after the run is up (a newcomer, or a dead peer on its own address)."""
+        majority_up = sum(seed.running for seed in self.seeds()) >= majority(len(self.seeds()))
+        process = self._spawn(node)
+        self.joins[process.pid] = Join(node.address, process.pid, now, majority_up)
+        self._end_incidents(node, "crash", now)
+
+    def _restart_seeds(self, index: int, fault: Fault, now: float) -> None:
+        """SIGKILL the seeds whose loss strands the most peers, and start each again on its own address
+        as soon as it is gone: it comes back with an empty Peer List (no --state)."""
+        running = {node.address: node for node in self.seeds() if node.running}
+        registered = {node.address: held_by(self.tail.run, node.address, now)
+                      for node in self.peers() if node.running and node.address}
+        picked = choose_seeds_to_restart(registered, list(running), min(self.scenario.count(fault), len(running)),
+                                         self.rng)
+        self.chosen[index] = struck = [running[address] for address in picked]
+        for node in struck:
+            self._signal(node, signal.SIGKILL)
+            self.incidents.append(Incident("seeds-down", node.address, now))
+        for node in struck:
+            node.process.process.wait(timeout=launch.STOP_TIMEOUT)  # its port is free once it is gone
+            self._spawn(node)
+            self._end_incidents(node, "seeds-down", time.time())
+
+    def _churn(self, index: int, now: float) -> None:
+        """One step of a churn: SIGKILL one peer, a neighbour of the last one when it can be detected,
+        and start a new peer."""
+        candidates = {node.address: node for node in self.peers() if node.live and node.address}
+        adjacency = live_links(self.tail.run, set(candidates))
+        killed = [incident for incident in self.incidents if incident.kind == "crash"]
+        reported = {(event.address("dead"), event.timestamp) for event in self.tail.run.reports}
+        unreported = [incident.neighbours for incident in killed
+                      if not any(dead == incident.node and at >= incident.start for dead, at in reported)]
+        victim = choose_churn(adjacency, list(candidates), killed[-1].neighbours if killed else frozenset(),
+                              unreported, self.rng)
+        chosen = self.chosen.setdefault(index, [])
+        if victim is not None:
+            node = candidates[victim]
+            self._signal(node, signal.SIGKILL)
+            self.incidents.append(Incident("crash", victim, now, neighbours=frozenset(adjacency.get(victim, ()))))
+            chosen.append(node)
+        newcomer = self._add("peer")
+        self._join(newcomer, now)
+        chosen.append(newcomer)
 
     def _pick(self, fault: Fault, choose) -> list[tuple[LabNode, frozenset[Address]]]:
         candidates = {node.address: node for node in self.peers() if node.live and node.address}
@@ -384,8 +446,7 @@ class Lab:
 
     def result(self) -> Result:
         self.tail.poll()
-        checks = judge(self.tail.run, self.facts)
-        return Result(self.outcome, self.problem, checks, self.tail.run, self.facts, self.elapsed(),
+        return Result(self.outcome, self.problem, self.checks, self.tail.run, self.facts, self.elapsed(),
                       self.leftovers)
 
 

@@ -15,6 +15,8 @@ assert exactly the ones its scenario is about:
   the accused's own faults);
 - ``joins``: a peer that joins while a majority of seeds is down exits with a
   START_FAILED line; any other joins; no node exits by itself;
+- ``relisted`` (after seeds that restart): every live peer is listed again
+  at every restarted seed that listed it before, as the seed logs it;
 - ``exactly once``: no peer process logs a message twice;
 - ``nothing lost``: every message of a live peer reached every live peer
   connected to it (in its part of the overlay of live links at the end);
@@ -170,6 +172,8 @@ def judge(run: Run, facts: Facts) -> list[Check]:
         checks.append(_cut_detected(run, facts))
     checks.append(_no_false_reports(run, facts))
     checks.append(_joins(run, facts, starts))
+    if any(incident.kind == "seeds-down" and incident.end is not None for incident in facts.incidents):
+        checks.append(_relisted(run, facts))
     receipts = _receipts(run, starts)
     checks.append(_exactly_once(receipts))
     parts = components(links, links)
@@ -333,6 +337,32 @@ def _joins(run: Run, facts: Facts, starts: dict[Address, list[float]]) -> Check:
         return Check("joins", False, _some(problems))
     return Check("joins", True, f"{joined} later peers joined, {failed_ok} refused with an error while most "
                                 "seeds were down; no node exited by itself")
+
+
+def _relisted(run: Run, facts: Facts) -> Check:
+    """Every live peer a restarted seed listed before it went down is listed there again at the end."""
+    problems, relearned, slowest = [], 0, 0.0
+    end = run.events[-1].timestamp if run.events else 0.0
+    for incident in facts.incidents:
+        if incident.kind != "seeds-down" or incident.end is None:
+            continue
+        seed = incident.node
+        back = min((event.timestamp for event in run.events if event.event == logformat.STARTED
+                    and event.node == seed and event.timestamp >= incident.start), default=None)
+        for peer in sorted(facts.live):
+            if seed not in held_by(run, peer, incident.start):
+                continue
+            if back is None or seed not in held_by(run, peer, end):
+                problems.append(f"seed {seed} does not list {peer} again after its restart")
+                continue
+            added = min(event.timestamp for event in run.events if event.event == logformat.PL_ADDED
+                        and event.node == seed and event.timestamp >= back and event.address("peer") == peer)
+            relearned += 1
+            slowest = max(slowest, added - back)
+    if problems:
+        return Check("relisted", False, _some(problems))
+    return Check("relisted", True, f"{relearned} listings of live peers at restarted seeds, each back within "
+                                   f"{slowest:.1f} s of the seed's restart")
 
 
 def duplicates(run: Run) -> int:

@@ -74,6 +74,9 @@ LOOP_FAILED = "LOOP_FAILED"  # both: loop=, error=, restarts_left= (an unexpecte
 LIVENESS_WARNING = "LIVENESS_WARNING"  # peer: neighbour=, reason= (once: ICMP cannot see this neighbour's process)
 # Added with seed state files (seed.py --state, node/seedstate.py, protocol/restore.py)
 RESTORE_DROPPED = "RESTORE_DROPPED"  # seed: peer=, reason= (loaded from the state file, failed the seed's check)
+# Added with seed connections (seedlink.py; a peer keeps the connection it registered on open)
+SEED_LOST = "SEED_LOST"  # peer: seed=, reason= (its connection to a seed ended; it registers there again)
+PEER_DISCONNECTED = "PEER_DISCONNECTED"  # seed: peer=, reason=, accused=yes|no (a listed peer's seed connection ended)
 
 _BARE = re.compile(r'[^\s"=]+')
 _FIELD = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|[^\s"=]+)(?: |$)')

@@ -1,13 +1,16 @@
 """A peer node: joins through the seeds, gossips, and watches its neighbours.
 
 Joining: register with a random majority of the seeds, take the union of the
-peer lists they return, and open links chosen by topology.py.  Liveness: every
-ping interval each neighbour is sent a LIVENESS_REQUEST (or, with --liveness
-icmp or both, is pinged by the system ping: icmp.py); one that misses
-ping-misses in a row (liveness.py) is dropped and reported dead to the seeds.
-Link and dead-node reports go to the seeds from one thread, off the gossip
-path.  With authentication on (the default), the peer signs them and its
-liveness replies with its Ed25519 key (auth.py).
+peer lists they return, and open links chosen by topology.py.  The connection
+a peer registers on with a seed stays open (seedlink.py): link reports,
+dead-node reports and key lookups to that seed go over it, and when it is
+lost the peer registers there again and sends that seed its current links.
+Liveness: every ping interval each neighbour is sent a LIVENESS_REQUEST (or,
+with --liveness icmp or both, is pinged by the system ping: icmp.py); one that
+misses ping-misses in a row (liveness.py) is dropped and reported dead to the
+seeds.  Link and dead-node reports go to the seeds from one thread, off the
+gossip path.  With authentication on (the default), the peer signs them and
+its liveness replies with its Ed25519 key (auth.py).
 
 ``Peer`` is this module's class with its state, joining, the ping loop and
 dead-node reports, talking to the seeds, start and stop; ``main`` is the
@@ -58,6 +61,7 @@ from gossipnet.node.linktable import LinkTable
 from gossipnet.node.peergossip import Gossiping
 from gossipnet.node.peerlinks import Linking
 from gossipnet.node.peerrepair import Repairing
+from gossipnet.node.seedlink import SeedLink
 from gossipnet.node.transport import NodeServer, NodeStartError, describe
 from gossipnet.protocol import auth, liveness, topology
 from gossipnet.protocol.messagelist import MessageList
@@ -98,6 +102,8 @@ class Peer(Linking, Gossiping, Repairing):
         # The links to the neighbours, and the dials under way (linktable.py).
         self.link_table = LinkTable(self.address)
         self.registered_seeds: list[Address] = []
+        # The connection held to each seed this peer registered with, or tried to (seedlink.py).
+        self._seed_links: dict[Address, SeedLink] = {}
         # Links this peer aims for (topology.join_target, drawn when it joins).
         self.target = 0
         # For each seed, the peers its reply to this peer's (latest)
@@ -114,8 +120,8 @@ class Peer(Linking, Gossiping, Repairing):
         self.key_wait = KeyWait()
         self.rejected = 0  # gossip messages dropped as unverifiable
         # Guards message_list and forwarding (installing a link holds it too, see
-        # Linking._open_link), rejected, registered_seeds, _join_lists, _repair_reasons
-        # and _threads; accepted_lines is written under it and read without it (a set
+        # Linking._open_link), rejected, registered_seeds, _seed_links, _join_lists,
+        # _repair_reasons and _threads; accepted_lines is written under it and read without it (a set
         # lookup is atomic).  Lock order: this lock, then the link table's or the key
         # wait's, then a link's own; never the other way.
         self._lock = threading.Lock()
@@ -176,19 +182,44 @@ class Peer(Linking, Gossiping, Repairing):
         return lists
 
     def _register_at(self, seed: Address, attempt: int) -> dict[Address, int] | None:
-        """Register with one seed; its peer list (peer -> degree, without this peer), or None if it failed."""
+        """Register with one seed on the connection held to it (opened if need be, then kept and
+        served); its peer list (peer -> degree, without this peer), or None if it failed."""
+        link = self._seed_link(seed)
         try:
-            reply = transport.request(seed, Register(self.address, self._key()), timeout=REGISTER_TIMEOUT)
+            reply = link.register(Register(self.address, self._key()), REGISTER_TIMEOUT)
             if not isinstance(reply, PeerList):
                 raise ProtocolError(f"expected PEER_LIST, got {reply.encode()[:100]!r}")
         except (OSError, ProtocolError) as exc:
             self.log.event(logformat.REGISTER_FAILED, seed=seed, attempt=attempt, reason=describe(exc))
             return None
+        link.start(self._start)
         peers = {address: degree for address, degree in reply.peers if address != self.address}
         self.key_wait.learn(reply.keys.items())
         self.log.event(logformat.REGISTERED, seed=seed)
         self.log.event(logformat.PEER_LIST, seed=seed, peers=",".join(map(str, peers)))
         return peers
+
+    def _seed_link(self, seed: Address) -> SeedLink:
+        """The connection held to ``seed`` (seedlink.py), made the first time it is asked for."""
+        with self._lock:
+            link = self._seed_links.get(seed)
+            if link is None:
+                link = self._seed_links[seed] = SeedLink(
+                    seed, self.settings.seed_keepalive, lambda: LivenessRequest(self.address, self._timestamp()),
+                    self._rejoin_seed, self.log, random.Random(self.rng.random()))
+            return link
+
+    def _rejoin_seed(self, link: SeedLink, attempt: int) -> bool:
+        """The connection to a seed was lost: register there again and send it this peer's links.
+
+        A seed that restarted lost its Peer List, and relearns it this way; one
+        that only lost the connection keeps this peer as it was (PROTOCOL.md §3.7).
+        """
+        if self.stopped.is_set() or self._register_at(link.seed, attempt) is None:
+            return False
+        for neighbour in sorted(self.link_table.working()):
+            self._to_seeds.put(((link.seed,), self._sign(LinkReport(self.address, neighbour))))
+        return True
 
     def connect(self, lists: dict[Address, dict[Address, int]]) -> None:
         """Open links as topology.py chooses, replacing peers that cannot be reached."""
@@ -272,6 +303,20 @@ class Peer(Linking, Gossiping, Repairing):
 
     # --- Talking to seeds ------------------------------------------------------------
 
+    def ask_seed(self, seed: Address, message: Message, timeout: float) -> Message:
+        """Ask one seed: over the connection held to it, or on a connection of its own when this peer
+        holds none (a seed it did not register with) or it was lost meanwhile.
+
+        Raises OSError or ProtocolError, as transport.request does.
+        """
+        with self._lock:
+            link = self._seed_links.get(seed)
+        if link is not None and link.connected:
+            reply = link.ask(message, timeout)
+            if reply is not None:
+                return reply
+        return transport.request(seed, message, timeout=timeout)
+
     def _seed_report_loop(self) -> None:
         """Deliver link and dead-node reports to the seeds, off the gossip path."""
         while (item := self._to_seeds.get()) is not None:
@@ -283,11 +328,14 @@ class Peer(Linking, Gossiping, Repairing):
                     seeds = list(self.registered_seeds)
                 else:  # the seeds named
                     seeds = list(audience)
+                links = dict(self._seed_links)
             for seed in seeds:
                 if self.stopped.is_set():
                     return
+                if isinstance(message, LinkReport) and seed in links and not links[seed].connected:
+                    continue  # the seed connection is being made again, and then gets every link
                 try:
-                    reply = transport.request(seed, message, timeout=SEED_REPORT_TIMEOUT)
+                    reply = self.ask_seed(seed, message, SEED_REPORT_TIMEOUT)
                 except (OSError, ProtocolError) as exc:
                     reply = Error(describe(exc))
                 if isinstance(reply, Error):
@@ -328,8 +376,11 @@ class Peer(Linking, Gossiping, Repairing):
         links = self.link_table.close()
         with self._lock:
             threads = list(self._threads)
+            seed_links = list(self._seed_links.values())
         for link in links:
             link.close()
+        for seed_link in seed_links:
+            seed_link.close()
         self._to_seeds.put(None)
         # One deadline for them all: a blocked connect or request ends within
         # CONNECT_TIMEOUT, and the process must stop in bounded time however

@@ -19,9 +19,8 @@ message is new and to whom it goes (messagelist.py), signing and verifying
 
 from __future__ import annotations
 
-from gossipnet.config import KEY_LOOKUP_ATTEMPTS, KEY_LOOKUP_BACKOFF
+from gossipnet.config import CONNECT_TIMEOUT, KEY_LOOKUP_ATTEMPTS, KEY_LOOKUP_BACKOFF
 from gossipnet.logs import logformat
-from gossipnet.node import transport
 from gossipnet.protocol import auth
 from gossipnet.protocol.messagelist import forward_targets
 from gossipnet.protocol.wire import (
@@ -79,8 +78,9 @@ class Gossiping:
             self.key_wait.wanted.clear()
             wanted = self.key_wait.origins(MAX_KEYS_PER_REQUEST)
             with self._lock:
-                seeds = list(self.registered_seeds)
-            found, every_seed_answered = self._lookup_keys(wanted, seeds)
+                registered = list(self.registered_seeds)
+            others = [seed for seed in self.seeds if seed not in registered]
+            found, every_seed_answered = self._lookup_keys(wanted, registered, others)
             released, retry = self.key_wait.settle(wanted, found, every_seed_answered)
             if retry and not every_seed_answered:
                 self.stopped.wait(KEY_LOOKUP_BACKOFF)  # the seeds are busy: do not hammer them
@@ -100,34 +100,42 @@ class Gossiping:
             self._reject(message, sender, reason)
             self._cut(sender, f"bad input: gossip from origin {message.origin} with a {reason}")
 
-    def _lookup_keys(self, wanted: list[Address], seeds: list[Address]) -> tuple[list[tuple[Address, str]], bool]:
-        """Every key the seeds this peer registered with hold for ``wanted``.
+    def _lookup_keys(self, wanted: list[Address], registered: list[Address],
+                     others: list[Address]) -> tuple[list[tuple[Address, str]], bool]:
+        """Every key the seeds hold for ``wanted``: those this peer registered with, then the others.
 
-        Any two majorities share a seed, so together they hold every live
-        origin's keys; all are asked, since a restarted origin re-registered
-        its new key with only some of them.  Passes repeat a few times for
-        origins no seed answered for, to ride out a busy seed.  Also returns
-        whether every seed answered the last pass: only then does a missing
-        key mean that the origin has none.
+        Any two majorities share a seed, so together the seeds this peer
+        registered with hold every live origin's keys; all are asked, since a
+        restarted origin re-registered its new key with only some of them.
+        But a seed can lose its Peer List (it restarted) before the origin
+        registers there again, so for the origins none of them knows, the
+        other seeds of the config are asked too.  Passes repeat a few times
+        for origins no seed answered for, to ride out a busy seed or one that
+        is relearning its peers.  Also returns whether every seed asked in
+        the last pass answered, the other seeds included when some origin was
+        still missing: only then does a missing key mean that the origin has none.
         """
         found: list[tuple[Address, str]] = []
         missing = list(wanted)
         every_seed_answered = False
         for attempt in range(KEY_LOOKUP_ATTEMPTS):
             every_seed_answered = True
-            for seed in seeds:
-                if self.stopped.is_set():
-                    return found, False
-                try:
-                    reply = transport.request(seed, KeysRequest(tuple(missing)))
-                except (OSError, ProtocolError):
-                    reply = None
-                if not isinstance(reply, Keys):
-                    every_seed_answered = False
-                    continue
-                found.extend((address, key) for address, key in reply.keys if address in missing)
-            answered = {address for address, _ in found}
-            missing = [origin for origin in missing if origin not in answered]
+            for group in (registered, others):
+                for seed in group:
+                    if self.stopped.is_set():
+                        return found, False
+                    try:
+                        reply = self.ask_seed(seed, KeysRequest(tuple(missing)), CONNECT_TIMEOUT)
+                    except (OSError, ProtocolError):
+                        reply = None
+                    if not isinstance(reply, Keys):
+                        every_seed_answered = False
+                        continue
+                    found.extend((address, key) for address, key in reply.keys if address in missing)
+                answered = {address for address, _ in found}
+                missing = [origin for origin in missing if origin not in answered]
+                if not missing:
+                    break
             if not missing or self.stopped.wait(KEY_LOOKUP_BACKOFF * 2 ** attempt):
                 break
         return found, every_seed_answered

@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import time
 
-from gossipnet.config import REPAIR_BACKOFF_CAP, majority
+from gossipnet.config import CONNECT_TIMEOUT, REPAIR_BACKOFF_CAP, majority
 from gossipnet.logs import logformat
-from gossipnet.node import transport
 from gossipnet.protocol import topology
 from gossipnet.protocol.repairplan import RepairRound
 from gossipnet.protocol.wire import Address, LinkReport, PeerList, PeerListRequest, ProtocolError
@@ -114,7 +113,7 @@ class Repairing:
             if (len(lists) >= need and any(lists.values())) or self.stopped.is_set():
                 break
             try:
-                reply = transport.request(seed, PeerListRequest())
+                reply = self.ask_seed(seed, PeerListRequest(), CONNECT_TIMEOUT)
             except (OSError, ProtocolError):
                 reply = None
             if not isinstance(reply, PeerList):

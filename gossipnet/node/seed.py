@@ -15,6 +15,13 @@ and an accusation is looked at again whenever a removal shrinks the accused's
 neighbours (see :meth:`Seed.reconsider`).  Neither lets a liar remove a live
 peer: the accused must still fail the seed's own check.
 
+A peer keeps the connection it registered on open (its *seed connection*,
+docs/PROTOCOL.md §3.7).  When such a connection ends, the seed notes it
+(PeerTable.connection_ended): that alone removes nobody, but a peer under
+accusation here is then looked at again, and one counted report is enough
+for the seed to check it.  A peer the seed removes has its seed connection
+closed: if it is alive after all, it notices and registers again.
+
 Which reports count and what the seed decides is deadnode.py's rule, plain
 code that the simulator runs too.  This module carries its steps out: the
 probes over the network, the table under its lock, the log, the reconsidering
@@ -61,6 +68,7 @@ from gossipnet.protocol.wire import (
     LivenessRequest,
     Message,
     Ok,
+    PeerList,
     PeerListRequest,
     ProtocolError,
     Register,
@@ -120,23 +128,47 @@ class Seed:
             thread.join()
 
     def handle(self, conn: Connection) -> None:
-        """One client connection: any number of request lines, one reply each."""
-        conn.set_timeout(HANDSHAKE_TIMEOUT)
-        while (message := conn.read()) is not None:
-            conn.set_timeout(SEED_IDLE_TIMEOUT)
-            conn.send(self.answer(message))
+        """One client connection: any number of request lines, one reply each.
 
-    def answer(self, message: Message) -> Message:
-        """The reply to one request; a change the seed cannot write to its state file stops the seed."""
+        A peer that registered on this connection and went on using it holds
+        it as its seed connection: its end is noted (connection_ended).
+        """
+        conn.set_timeout(HANDSHAKE_TIMEOUT)
+        registered: Address | None = None  # the peer that last registered on this connection
+        held = False  # ... and sent another request on it since
+        ended = "closed by the peer"
         try:
-            return self._answer(message)
+            while (message := conn.read()) is not None:
+                conn.set_timeout(SEED_IDLE_TIMEOUT)
+                held = registered is not None
+                reply = self.answer(message, conn)
+                if isinstance(message, Register) and isinstance(reply, PeerList):
+                    registered, held = message.peer, False
+                conn.send(reply)
+        except TimeoutError:
+            ended = f"silent for {SEED_IDLE_TIMEOUT:g} s"
+            raise
+        except (OSError, ProtocolError) as exc:
+            ended = describe(exc)
+            raise
+        finally:
+            if registered is not None and held:
+                self.connection_ended(registered, conn, ended)
+
+    def answer(self, message: Message, conn: Connection | None = None) -> Message:
+        """The reply to one request; ``conn``: the connection it came on (a registration binds to it).
+
+        A change the seed cannot write to its state file stops the seed.
+        """
+        try:
+            return self._answer(message, conn)
         except StateError as exc:
             self.failure.fail(str(exc))
             return Error(f"the seed cannot record this: {describe(exc)}")
 
-    def _answer(self, message: Message) -> Message:
+    def _answer(self, message: Message, conn: Connection | None) -> Message:
         if isinstance(message, Register):
-            return self.on_register(message)
+            return self.on_register(message, conn)
         if isinstance(message, PeerListRequest):
             return self.table.peer_list()
         if isinstance(message, KeysRequest):
@@ -153,7 +185,7 @@ class Seed:
 
     # --- Registration ----------------------------------------------------------------
 
-    def on_register(self, message: Register) -> Message:
+    def on_register(self, message: Register, conn: Connection | None = None) -> Message:
         if self.settings.auth and message.key is None:
             refusal = "this network signs its messages: register with a public key (or run every node with --no-auth)"
         else:
@@ -161,7 +193,7 @@ class Seed:
         if refusal:
             self.log.event(logformat.REGISTER_REFUSED, peer=message.peer, reason=refusal)
             return Error(f"refused: {refusal}")
-        registered = self.table.register(message.peer, message.key)
+        registered = self.table.register(message.peer, message.key, holder=conn)
         if registered is None:
             refusal = f"busy: the peer list is full ({self.table.max_peers} peers)"
             self.log.event(logformat.REGISTER_REFUSED, peer=message.peer, reason=refusal)
@@ -251,6 +283,21 @@ class Seed:
         return deadnode.vet(listed, key_bound=key is not None, signed=bool(message.signature),
                             verified=key is not None and auth.verify(key, message.body(), message.signature))
 
+    def connection_ended(self, peer: Address, conn: Connection, reason: str) -> None:
+        """``peer``'s seed connection ended: note it, and look again at an accusation of it (§6.3).
+
+        Never a removal by itself: the peer may only have lost its connection,
+        and it registers again on a new one.
+        """
+        if self.server.stopping.is_set():
+            return
+        accused = self.table.connection_ended(peer, conn)
+        if accused is None:
+            return  # not its current connection any more (it registered again, or was removed)
+        self.log.event(logformat.PEER_DISCONNECTED, peer=peer, reason=reason, accused="yes" if accused else "no")
+        if accused:
+            self.reconsider_later([peer])
+
     # --- Dead nodes: deadnode.py decides, the seed probes, removes and tells --------------
 
     def on_dead_node(self, report: DeadNodeReport) -> Message:
@@ -337,6 +384,8 @@ class Seed:
             return False
         size, accused = removed
         self.log.event(logformat.PL_REMOVED, peer=record.address, size=size, reason=reason)
+        if isinstance(record.holder, Connection):
+            record.holder.close()  # a peer removed by mistake notices, and registers again
         if announce:
             self.announce_later(record.address)
         if accused:  # they lost a neighbour that could have reported them

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import resource
 import signal
 import socket
 import socketserver
@@ -276,11 +277,28 @@ class NodeStartError(Exception):
     """A node could not start its work (for a peer: no majority of seeds)."""
 
 
+# Descriptors a node needs beyond one per connection it serves: its log, its
+# listening socket, the connections it opens itself (dials, probes, seed
+# connections) and the interpreter's own.
+SPARE_FILES = 256
+
+
+def allow_open_files(count: int) -> None:
+    """Raise this process's soft limit on open descriptors to ``count`` if it is lower (up to the
+    hard limit): many systems start processes at 1,024, fewer than a seed's connections need."""
+    with contextlib.suppress(ValueError, OSError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = count if hard == resource.RLIM_INFINITY else min(count, hard)
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
 def open_node(parser: argparse.ArgumentParser, role: str, ip: str, port: int, log_path: str,
-              quiet: bool) -> tuple[NodeServer, NodeLog]:
+              quiet: bool, max_connections: int = MAX_CONNECTIONS) -> tuple[NodeServer, NodeLog]:
     """Bind the listening socket and open the log, or exit with a one-line error."""
+    allow_open_files(max_connections + SPARE_FILES)
     try:
-        server = NodeServer(ip, port, handler=lambda conn: None)
+        server = NodeServer(ip, port, handler=lambda conn: None, max_connections=max_connections)
     except OSError as exc:
         parser.exit(1, f"{role}: error: cannot listen on {ip}:{port}: {exc.strerror or exc}\n")
     try:

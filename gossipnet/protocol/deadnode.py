@@ -10,11 +10,13 @@ the network and keeps its table under a lock; the simulator (sim/network.py) loo
 up who is alive.  Both run this code, in this order:
 
 - a report: :func:`screen` (rows 1-2 of §6.1), :func:`vet` (3-5), :func:`count`
-  (6-8, which the table runs under its lock), then :func:`on_report` (9-12);
-- an accusation looked at again without a new report: :func:`reconsider`;
-- a removal notice from another seed (§6.2): :func:`on_notice`.
+  (6-8, which the table runs under its lock), then :func:`on_report` (9-13);
+- a removal notice from another seed (§6.2): :func:`on_notice`;
+- an accusation looked at again without a new report (§6.3): :func:`reconsider`,
+  when a removal changed the accused's neighbours, when reporters that counted
+  left, or when the accused's own connection to the seed ended.
 
-Not here: the table (seed.PeerTable), checking signatures (auth.py), logging,
+Not here: the table (peertable.PeerTable), checking signatures (auth.py), logging,
 announcing removals to the other seeds, and when to reconsider (a seed's
 thread, or the simulator's calendar).
 """
@@ -22,7 +24,7 @@ thread, or the simulator's calendar).
 from __future__ import annotations
 
 from collections.abc import Generator, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar, Protocol
 
 from gossipnet.config import CONFIRMATIONS, MAX_SILENT_PROBES
@@ -41,6 +43,8 @@ NOT_NEIGHBOUR = "not a neighbour of the accused (by the accused's own link repor
 ANSWERED = "accused answered the seed's liveness check"
 NOT_A_SEED = "sender is not a seed in the config"
 FAILED_TOO = "the seed's own liveness check failed too"
+# How a removal's reason says why fewer reports than needed were enough (§6.1 row 13, §6.3).
+CONNECTION_ENDED = "its connection to the seed ended"
 
 
 # --- Decisions: the last step ----------------------------------------------------------
@@ -116,7 +120,7 @@ Step = Decision | Probe | ProbeSilent | Remove
 
 @dataclass(frozen=True)
 class Neighbours:
-    """What a seed's table holds about one accused's neighbours, read in one go."""
+    """What a seed's table holds about one accused, read in one go: its neighbours, and its own connection."""
 
     # Its claims (the peers it reported links to) that are registered here now:
     # the only neighbours whose reports count.
@@ -125,6 +129,15 @@ class Neighbours:
     reported: frozenset[Peer]
     # Eligible ones that have not reported and are accused here themselves.
     accused: frozenset[Peer]
+    # Reporters whose reports counted against this incarnation and that are no
+    # longer eligible: they left the PL (removed as dead) or registered again as a
+    # new process.  Their reports no longer count, but the seed checks the accused
+    # itself (§6.3): otherwise an accusation whose reporters die would wait forever.
+    lost: frozenset[Peer] = frozenset()
+    # The connection the accused registered on, and kept open, has ended: the seed
+    # saw it go, as it does when a peer's process dies.  That counts as the seed's
+    # own sign of a death, so one counted report is then enough to check it (row 13).
+    disconnected: bool = False
 
 
 @dataclass(frozen=True)
@@ -135,6 +148,18 @@ class Tally:
     needed: int  # CONFIRMATIONS, or every eligible neighbour able to report if fewer
     silent: tuple[Peer, ...]  # eligible neighbours that have not reported (less those found dead), sorted
     silent_accused: bool  # every silent one is itself accused here
+    witnessed: bool = False  # the accused's own connection to the seed ended (Neighbours.disconnected)
+
+    @property
+    def enough(self) -> bool:
+        """Enough reports counted for the seed to check the accused: ``needed``, or one once it saw
+        the accused's connection end."""
+        return self.counted >= 1 and (self.counted >= self.needed or self.witnessed)
+
+    @property
+    def short(self) -> bool:
+        """Enough only because the seed saw the accused's connection end (row 13)."""
+        return self.counted < self.needed
 
 
 def tally(neighbours: Neighbours, unable: frozenset[Peer] = frozenset()) -> Tally:
@@ -145,7 +170,7 @@ def tally(neighbours: Neighbours, unable: frozenset[Peer] = frozenset()) -> Tall
     """
     silent = tuple(sorted(neighbours.eligible - neighbours.reported - unable))
     return Tally(len(neighbours.reported), min(CONFIRMATIONS, len(neighbours.eligible - unable)), silent,
-                 all(peer in neighbours.accused for peer in silent))
+                 all(peer in neighbours.accused for peer in silent), neighbours.disconnected)
 
 
 # --- A dead-node report: rows 1-8 of §6.1 ----------------------------------------------
@@ -190,7 +215,7 @@ def count(reporter: Peer, neighbours: Neighbours | None, reporter_listed: bool) 
         return Reject(NOT_REGISTERED)
     if reporter not in neighbours.eligible:
         return Reject(NOT_NEIGHBOUR)
-    return Neighbours(neighbours.eligible, neighbours.reported | {reporter}, neighbours.accused - {reporter})
+    return replace(neighbours, reported=neighbours.reported | {reporter}, accused=neighbours.accused - {reporter})
 
 
 # --- From the count to the decision ----------------------------------------------------
@@ -286,20 +311,28 @@ def carry_out(check: Check, record: object, seat: Seat) -> Decision | None:
 
 
 def on_report(accused: Peer, neighbours: Neighbours) -> Check:
-    """Rows 9-12 of §6.1, after a report counted; ``neighbours`` as :func:`count` left them."""
+    """Rows 9-13 of §6.1, after a report counted; ``neighbours`` as :func:`count` left them."""
     return Check(_on_report(accused, tally(neighbours)))
 
 
 def reconsider(accused: Peer, neighbours: Neighbours) -> Check:
-    """Decide again about a peer already reported, without a new report (§6.1, *Neighbours that die together*).
+    """Decide again about a peer already reported, without a new report (§6.3).
 
-    Two things change an accusation's count after its last report: a removal
-    that takes one of the accused's neighbours out of the PL (it will never
-    report), and eligible neighbours that have not reported because they are
-    dead too.  Such a neighbour is checked only when every silent one is
-    accused here (at most MAX_SILENT_PROBES of them), and counts as unable to
-    report only if it fails the seed's own check.  The reports that counted
-    still decide, and the accused is removed only if it fails the check too.
+    Things that change an accusation after its last report: reporters whose
+    reports counted leave (they die and are removed, or come back as a new
+    process), a removal takes one of the accused's other neighbours out of
+    the PL (it will never report), eligible neighbours stay silent because
+    they are dead too, and the accused's own connection to the seed ends.
+
+    - A reporter lost: the seed checks the accused itself at once, and
+      removes it if the check fails (rows 2-3 of §6.3).  The report was a
+      neighbour's, by the accused's own link reports; the check verifies it.
+    - Otherwise the reports that still count decide as a new report would
+      (row 13 of §6.1 included).  A silent neighbour is checked only when
+      every silent one is accused here (at most MAX_SILENT_PROBES of them),
+      and counts as unable to report only if it fails the seed's own check.
+
+    Either way the accused is removed only if it fails the seed's own check.
     Only a rejection or a removal is a decision worth logging: anything else
     ends with None.
     """
@@ -316,7 +349,7 @@ def on_notice(sender: Peer, accused: Peer, from_seed: bool, listed: bool) -> Che
 
 
 def _on_report(accused: Peer, now: Tally) -> Generator[Step, object, Decision]:
-    if now.counted < now.needed:
+    if not now.enough:
         return Wait(f"waiting for confirmation: {now.counted} of {now.needed} neighbours reported",
                     reconsider=now.silent_accused)
     return (yield from _judge(accused, now))
@@ -324,29 +357,44 @@ def _on_report(accused: Peer, now: Tally) -> Generator[Step, object, Decision]:
 
 def _reconsider(accused: Peer, neighbours: Neighbours) -> Generator[Step, object, Decision | None]:
     now = tally(neighbours)
-    if not now.counted:
+    lost = len(neighbours.lost)
+    if not now.counted and not lost:
         return None
     unable: tuple[Peer, ...] = ()
-    if now.counted < now.needed and now.silent_accused and len(now.silent) <= MAX_SILENT_PROBES:
+    if (not now.enough and not lost and now.silent_accused and len(now.silent) <= MAX_SILENT_PROBES):
         answered, after = yield ProbeSilent(now.silent)
         if answered or after is None:
             return None  # one may still report; or the accused left the PL meanwhile
         unable = now.silent
         now = tally(after, frozenset(unable))
-    if now.counted < now.needed:
+        lost = len(after.lost)
+    if not now.enough and not lost:
         return None
-    decision = yield from _judge(accused, now, len(unable))
+    decision = yield from _judge(accused, now, len(unable), 0 if now.enough else lost)
     return None if isinstance(decision, Ignore) else decision
 
 
-def _judge(accused: Peer, now: Tally, unable: int = 0) -> Generator[Step, object, Decision]:
-    """Rows 10-12 of §6.1: enough neighbours reported, and the seed's own check decides."""
+def _judge(accused: Peer, now: Tally, unable: int = 0, lost: int = 0) -> Generator[Step, object, Decision]:
+    """Rows 10-13 of §6.1 and 2-3 of §6.3: the reports warrant a check, and the seed's own check decides.
+
+    ``unable``: silent neighbours the seed found dead; ``lost``: reporters that
+    counted and left, when they are what warrants the check.
+    """
     if (yield Probe(accused)):
         return Reject(ANSWERED, void_reports=True)
-    if not (yield Remove(f"dead: {now.counted} neighbours reported, seed's liveness check failed", announce=True)):
+    if lost:
+        why = f"{now.counted} of {now.needed} neighbours reported, {lost} more reported and then left,"
+        log = f"dead: {now.counted} neighbours reported, {lost} more reported and then left"
+    elif now.short:
+        why = f"{now.counted} of {now.needed} neighbours reported, {CONNECTION_ENDED},"
+        log = f"dead: {now.counted} neighbours reported, {CONNECTION_ENDED}"
+    else:
+        also = f" ({unable} more failed the seed's liveness check themselves)" if unable else ""
+        why = f"{now.counted} of {now.needed} neighbours reported{also}"
+        log = f"dead: {now.counted} neighbours reported"
+    if not (yield Remove(f"{log}, seed's liveness check failed", announce=True)):
         return Ignore(GONE)
-    also = f" ({unable} more failed the seed's liveness check themselves)" if unable else ""
-    return Removed(f"{now.counted} of {now.needed} neighbours reported{also} and the seed's liveness check failed")
+    return Removed(f"{why} and the seed's liveness check failed")
 
 
 def _on_notice(sender: Peer, accused: Peer, from_seed: bool, listed: bool) -> Generator[Step, object, Decision]:

@@ -35,9 +35,16 @@ class PeerRecord:
     incarnation: int
     # Reporters whose dead-node report about this incarnation counted.
     reports: set[Address] = field(default_factory=set)
+    # Reporters that counted and are no longer eligible (deadnode.Neighbours.lost).
+    lost: set[Address] = field(default_factory=set)
     # The last report that counted: a decision taken later, without a new
     # report (Seed.reconsider), is logged with it.
     last_report: DeadNodeReport | None = None
+    # The connection this incarnation registered on, while it lasts: the
+    # seed's own token (a real seed's Connection), opaque here.
+    holder: object | None = None
+    # That connection ended after the peer had kept it open (connection_ended).
+    disconnected: bool = False
 
 
 class Journal(Protocol):
@@ -97,10 +104,18 @@ class PeerTable:
         self._keys: dict[Address, list[str]] = {}
         self._incarnations = 0
 
-    def register(self, peer: Address, key: str | None) -> tuple[PeerList, int, bool] | None:
+    def register(self, peer: Address, key: str | None, holder: object | None = None
+                 ) -> tuple[PeerList, int, bool] | None:
         """Add ``peer``; return the PL as it was before, the PL's new size, and whether the peer is new.
 
-        None, and nothing changes, when the PL is full and ``peer`` is not in it.
+        ``holder`` is the connection it registered on (see connection_ended).
+        A listed peer registering again with its current key is the same
+        process (a peer makes a new key each time it starts) that lost its
+        connection and made a new one: it keeps its incarnation, links and
+        claims, and the reports counted against it are void (the registration
+        made it prove it is alive).  Any other registration of a listed peer
+        starts a new incarnation with no links.  None, and nothing changes,
+        when the PL is full and ``peer`` is not in it.
         """
         with self._lock:
             listed = peer in self._peers
@@ -109,18 +124,26 @@ class PeerTable:
             # Restored peers keep their places while the seed checks them.
             if not known and len(self._peers) + len(self._restored) >= self.max_peers:
                 return None
+            record = self._peers.get(peer)
+            same = record is not None and key is not None and self._keys.get(peer, [])[-1:] == [key]
             history = self._keys.get(peer, ()) if key is not None else ()
             keys = None
             if key is not None and key not in history[-1:]:
                 keys = (*history, key)[-KEY_HISTORY:]
             if self._journal is not None:
-                self._journal.registered(peer, known, keys)
+                # The same process registering again keeps its links (below).
+                self._journal.registered(peer, known and not same, keys)
             before = self._snapshot(exclude=peer)
+            if same:
+                record.holder, record.disconnected = holder, False
+                record.reports.clear()
+                record.lost.clear()
+                return before, len(self._peers), False
             if known:
                 self._drop_links(peer)
                 self._restored.discard(peer)
             self._incarnations += 1
-            self._peers[peer] = PeerRecord(peer, self._incarnations)
+            self._peers[peer] = PeerRecord(peer, self._incarnations, holder=holder)
             if keys is not None:
                 self._keys[peer] = list(keys)
             return before, len(self._peers), not listed
@@ -170,7 +193,7 @@ class PeerTable:
             counted = deadnode.count(report.reporter, self._neighbours(record) if current else None,
                                      reporter_listed=report.reporter in self._peers)
             if isinstance(counted, deadnode.Neighbours):
-                record.reports = set(counted.reported)  # reporters removed since no longer count
+                record.reports = set(counted.reported)
                 record.last_report = report
             return counted
 
@@ -179,20 +202,44 @@ class PeerTable:
         with self._lock:
             if self._peers.get(record.address) is not record:
                 return None
-            neighbours = self._neighbours(record)
-            record.reports = set(neighbours.reported)
-            return neighbours
+            return self._neighbours(record)
 
     def _neighbours(self, record: PeerRecord) -> deadnode.Neighbours:
+        """The facts deadnode's rule reads; reporters no longer eligible move from reports to lost."""
         eligible = frozenset(self._claims.get(record.address, set()) & self._peers.keys())
-        reported = frozenset(record.reports & eligible)
-        accused = frozenset(peer for peer in eligible - reported if self._peers[peer].reports)
-        return deadnode.Neighbours(eligible, reported, accused)
+        gone = record.reports - eligible
+        if gone:
+            record.reports -= gone
+            record.lost |= gone
+        accused = frozenset(peer for peer in eligible - record.reports if self._accused(self._peers[peer]))
+        return deadnode.Neighbours(eligible, frozenset(record.reports), accused, frozenset(record.lost),
+                                   record.disconnected)
+
+    @staticmethod
+    def _accused(record: PeerRecord) -> bool:
+        """Under accusation here: reports counted against it, or reporters that counted and left."""
+        return bool(record.reports or record.lost)
 
     def cleared(self, record: PeerRecord) -> None:
         """The accused answered: earlier reports about it are void."""
         with self._lock:
             record.reports.clear()
+            record.lost.clear()
+
+    def connection_ended(self, peer: Address, holder: object) -> bool | None:
+        """The connection ``holder``, which ``peer`` registered on and kept open, ended.
+
+        None if that is not the connection of ``peer``'s current incarnation
+        (it registered again elsewhere, or left the PL): nothing changes.
+        Otherwise the seed saw the peer's connection go (deadnode.Neighbours.disconnected);
+        returns whether the peer is under accusation here, for the seed to look again.
+        """
+        with self._lock:
+            record = self._peers.get(peer)
+            if record is None or holder is None or record.holder != holder:
+                return None  # (a real seed's holder is a Connection, compared by identity)
+            record.holder, record.disconnected = None, True
+            return self._accused(record)
 
     def remove(self, record: PeerRecord) -> tuple[int, list[Address]] | None:
         """Remove the peer if ``record`` is still its current incarnation.
@@ -207,7 +254,7 @@ class PeerTable:
                 self._journal.removed(record.address)
             del self._peers[record.address]
             touched = self._drop_links(record.address)
-            accused = [peer for peer in touched if peer in self._peers and self._peers[peer].reports]
+            accused = [peer for peer in touched if peer in self._peers and self._accused(self._peers[peer])]
             return len(self._peers), accused
 
     # --- Restored from a journal ----------------------------------------------------------

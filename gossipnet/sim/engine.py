@@ -414,7 +414,7 @@ class Simulation:
 
     def _leave(self, time: float) -> None:
         # A clean stop: its links end, and its neighbours report it on the ping rule
-        # (a real peer's redial is refused; seeds do not learn of clean stops).
+        # (a real peer's redial is refused; its seeds see its connection end, as after a crash).
         live = self.network.live_peers()
         if live:
             self._die(self.rng.choice(live), time)

@@ -271,7 +271,7 @@ class Network:
                 else:
                     unreachable.add(neighbour)  # refused: dead, or at its connection limit
         for seed in chosen:
-            seed.table.register(peer, None)
+            seed.table.register(peer, None, holder=peer)  # it holds its seed connection, as peer.Peer does
             seed.pool.add(peer, 0)
             self.registered[peer].append(seed)
         self.union.add(peer, 0)
@@ -350,7 +350,11 @@ class Network:
                 seed.pool.set_degree(peer, degree)
 
     def crash(self, peer: int) -> None:
+        """``peer`` dies: its seeds see its seed connection end (seed.Seed.connection_ended)."""
         self.alive[peer] = 0
+        for seed in self.registered[peer]:
+            if seed.table.connection_ended(peer, peer):
+                seed.reconsider_later([peer])
 
     # --- Seeds ---------------------------------------------------------------------
 

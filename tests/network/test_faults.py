@@ -1,4 +1,5 @@
-"""Fault scenarios on the lab's two backends: crash, hang, cable cut, seed loss; and the lab's teardown.
+"""Fault scenarios on the lab's two backends: crash, hang, cable cut, seed loss, seeds that restart,
+churn; and the lab's teardown.
 
 Each scenario runs once per backend (:func:`outcome` keeps its result for
 the module), through labrun.Lab, with fast timings; the tests then assert the
@@ -30,6 +31,7 @@ from gossipnet.lab import cli as lab
 from gossipnet.lab import net as labnet
 from gossipnet.lab.faults import Fault, Scenario, parse_fault
 from gossipnet.lab.run import Lab, Result
+from gossipnet.lab.verdict import held_by
 from gossipnet.logs import logformat
 from gossipnet.run import launch
 
@@ -58,7 +60,15 @@ SCENARIOS = {
     # Two seeds of three killed; a peer joins and must fail (after ~4 s of tries); the seeds come
     # back; the peer starts again.
     "seeds-majority": scenario(3, 2, "seeds-down:1:2:7", "join:2", "restart:10", gossip_count=20),
+    # Two seeds of three (those every seed of the most peers is among) SIGKILLed and started again
+    # at once, empty; then three newcomers join.
+    "seeds-restart": scenario(3, 8, "seeds-restart:2", "join:4:3"),
+    # For 16 s, every 2 s, a peer (a neighbour of the last one when it can be) SIGKILLed and a new
+    # one started: neighbours die together.
+    "churn": scenario(3, 10, "churn:2:16"),
 }
+# Seconds a scenario may take, when it needs longer than RUN_TIMEOUT on a loaded machine.
+TIMEOUTS = {"churn": 150.0}
 
 
 @functools.cache
@@ -82,7 +92,7 @@ def outcome(name: str, backend: str, tmp_path_factory: pytest.TempPathFactory) -
     if key not in _outcomes:
         directory = tmp_path_factory.mktemp(f"{name}-{backend}")
         lab = Lab(SCENARIOS[name], labnet.make_backend(backend), directory / "outputfile.txt", directory,
-                  timeout=RUN_TIMEOUT)
+                  timeout=TIMEOUTS.get(name, RUN_TIMEOUT))
         try:
             _outcomes[key] = lab.run()
         except Exception as exc:  # kept, so every test of the scenario reports it
@@ -197,6 +207,56 @@ def test_a_peer_that_joins_once_the_seeds_return_is_linked_to_the_rest(backend, 
     # back empty learns of no peer and stays alone unless it asks the seeds again.)
     result = outcome("seeds-majority", backend, tmp_path_factory)
     assert_checks(result, "connected", "delivered")
+
+
+# --- Seeds that restart (without --state) and churn -----------------------------------------------
+
+
+def test_after_a_majority_of_seeds_restarts_every_peer_is_listed_again_and_nothing_is_lost(backend,
+                                                                                          tmp_path_factory):
+    result = outcome("seeds-restart", backend, tmp_path_factory)
+    restarted = [incident for incident in result.facts.incidents if incident.kind == "seeds-down"]
+    assert len(restarted) == 2 and all(incident.end is not None for incident in restarted)
+    # The hard case is there: peers whose every seed restarted (one pair of the three holds
+    # at least a third of them), so that only their seed connections bring them back.
+    seeds = {incident.node for incident in restarted}
+    stranded = [peer for peer in result.facts.live
+                if (held := held_by(result.run, peer, restarted[0].start)) and held <= seeds]
+    assert stranded
+    assert len(result.facts.joins) == 3 and all(join.node in result.facts.live for join in result.facts.joins)
+    # Every live peer is listed again where it was; every message of a live peer (those made
+    # after the restart, the stranded peers' included) reaches every live peer, the newcomers too.
+    assert_checks(result, "relisted", "no false reports", "joins", "exactly once", "nothing lost", "connected",
+                  "delivered")
+    assert not [event for event in result.run.events if event.event == logformat.GOSSIP_REJECTED]
+
+
+def test_under_churn_every_dead_peer_is_removed_everywhere_and_no_live_one_is(backend, tmp_path_factory):
+    result = outcome("churn", backend, tmp_path_factory)
+    killed = [incident for incident in result.facts.incidents if incident.kind == "crash"]
+    assert len(killed) == 8 and len(result.facts.joins) == 8
+    # Neighbours died together: some victim was a neighbour of the one before it.
+    assert any(later.node in earlier.neighbours for earlier, later in zip(killed, killed[1:], strict=False))
+    assert_checks(result, "detected", "no false reports", "joins", "exactly once", "nothing lost", "connected",
+                  "delivered")
+    for seed in result.facts.seeds:  # what the seeds hold at the end: no dead peer
+        dead = {incident.node for incident in killed}
+        assert not dead & held_at_end(result.run, seed)
+
+
+def held_at_end(run, seed) -> set:
+    """The peers ``seed`` lists at the end of the log (its PL_ADDED less its PL_REMOVED since it started)."""
+    held: set = set()
+    for event in run.events:
+        if event.node != seed or event.role != "seed":
+            continue
+        if event.event == logformat.STARTED:
+            held.clear()
+        elif event.event == logformat.PL_ADDED:
+            held.add(event.address("peer"))
+        elif event.event == logformat.PL_REMOVED:
+            held.discard(event.address("peer"))
+    return held
 
 
 # --- The lab itself: teardown and errors --------------------------------------------------------
@@ -319,7 +379,12 @@ def alive(pid: int) -> bool:
 
 def test_fault_specs_read_back_as_written():
     for text in ("crash:2:30%", "crash:0:3", "hang:2:5:1", "cut:1.5:6:3", "seeds-down:1:2:5", "seeds-down:1:1",
-                 "join:2:1", "restart:8"):
+                 "join:2:1", "restart:8", "seeds-restart:2", "seeds-restart:2:1", "churn:2:20", "churn:2:20:1.5"):
         assert str(parse_fault(text)) == text
     assert parse_fault("hang:2:5") == Fault("hang", 2, count=1, duration=5)
     assert SCENARIOS["crash"].count(SCENARIOS["crash"].faults[0]) == 3
+    assert SCENARIOS["seeds-restart"].count(SCENARIOS["seeds-restart"].faults[0]) == 2  # a majority of 3
+    churn = Scenario(3, 10, (parse_fault("churn:2:7"),))
+    assert [(action.at, action.verb) for action in churn.timeline()] == [(2, "churn"), (4, "churn"), (6, "churn")]
+    with pytest.raises(ValueError, match="restarts 4 seeds"):
+        Scenario(3, 10, (parse_fault("seeds-restart:1:4"),)).check(can_cut=False)

@@ -1,10 +1,10 @@
 """The seed's dead-node rule (deadnode.py), row by row of docs/PROTOCOL.md §6, with no network.
 
-Each decision table row of §6.1 and §6.2 has a row here, and so has each
-rule of §6.1's *Counting* and *Neighbours that die together*.  A probe's
-outcome is handed in (``alive``), as a seed hands in what its liveness check
-found; test_seed.py runs the same rows that need a probe through a real seed
-over sockets.
+Each decision table row of §6.1, §6.2 and §6.3 has a row here, and so has
+each rule of §6.1's *Counting* and §6.3's looking again.  A probe's outcome
+is handed in (``alive``), as a seed hands in what its liveness check found;
+test_seed.py runs the same rows that need a probe through a real seed over
+sockets.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ PROTOCOL = ROOT / "docs" / "PROTOCOL.md"
 X, A, B, C, D, OUTSIDER, S = "X", "A", "B", "C", "D", "O", "S"
 
 
-def neighbours(eligible=(A, B), reported=(), accused=()) -> Neighbours:
-    return Neighbours(frozenset(eligible), frozenset(reported), frozenset(accused))
+def neighbours(eligible=(A, B), reported=(), accused=(), lost=(), disconnected=False) -> Neighbours:
+    return Neighbours(frozenset(eligible), frozenset(reported), frozenset(accused), frozenset(lost), disconnected)
 
 
 def settle(check: deadnode.Check, alive=frozenset(), removable: bool = True, now=None) -> tuple[object, list]:
@@ -72,6 +72,12 @@ def report(reporter=A, accused=X, *, listed=True, reporter_listed=True, key_boun
 
 WAITING = "waiting for confirmation: 1 of 2 neighbours reported"
 DEAD_2 = Remove("dead: 2 neighbours reported, seed's liveness check failed", announce=True)
+DEAD_1 = Remove("dead: 1 neighbours reported, seed's liveness check failed", announce=True)
+GONE_1 = Remove("dead: 1 neighbours reported, its connection to the seed ended, seed's liveness check failed",
+                announce=True)
+LEFT = neighbours(eligible=(B,), lost=(A,))  # A reported, then left the PL; B is silent
+LEFT_1 = Remove("dead: 0 neighbours reported, 1 more reported and then left, seed's liveness check failed",
+                announce=True)
 
 # §6.1, one row per line of its table: (row, what happens, decision, reason, steps on the way).
 REPORT_ROWS = [
@@ -92,6 +98,9 @@ REPORT_ROWS = [
      "already removed or re-registered", [Probe(X), DEAD_2]),
     (12, lambda: report(reporter=B, before=neighbours(reported=(A,))), "removed",
      "2 of 2 neighbours reported and the seed's liveness check failed", [Probe(X), DEAD_2]),
+    (13, lambda: report(before=neighbours(disconnected=True)), "removed",
+     "1 of 2 neighbours reported, its connection to the seed ended, and the seed's liveness check failed",
+     [Probe(X), GONE_1]),
 ]
 
 
@@ -127,17 +136,62 @@ def test_a_removal_notice(row, facts, decision, reason, steps):
     assert not getattr(got, "void_reports", False)  # a notice leaves the reports counted here as they are
 
 
-def test_the_decision_tables_of_the_protocol_each_have_their_rows_here():
-    """Every line of the tables in §6.1 and §6.2 has a row above with its decision and reason."""
+# §6.3, one row per line of its table: (row, the accused's neighbours, outcomes, decision (None:
+# nothing is logged), reason, steps on the way).  See RECONSIDER_ROWS below for more cases.
+RECHECK_ROWS = [
+    (1, neighbours(disconnected=True), {}, None, None, []),  # a connection's end alone removes nobody
+    (2, LEFT, {"alive": {X}}, "rejected", "accused answered the seed's liveness check", [Probe(X)]),
+    (3, LEFT, {}, "removed",
+     "0 of 1 neighbours reported, 1 more reported and then left, and the seed's liveness check failed",
+     [Probe(X), LEFT_1]),
+    (4, neighbours(eligible=(A, B), reported=(A,), disconnected=True), {}, "removed",
+     "1 of 2 neighbours reported, its connection to the seed ended, and the seed's liveness check failed",
+     [Probe(X), GONE_1]),
+    (5, neighbours(eligible=(A, B), reported=(A,), accused=(B,)), {"alive": {B}}, None, None,
+     [ProbeSilent((B,))]),
+    (6, neighbours(eligible=(A, B), reported=(A,), accused=(B,)),
+     {"now": neighbours(eligible=(A, B), reported=(A,), accused=(B,))}, "removed",
+     "1 of 1 neighbours reported (1 more failed the seed's liveness check themselves) "
+     "and the seed's liveness check failed",
+     [ProbeSilent((B,)), Probe(X), DEAD_1]),
+    (7, neighbours(eligible=(A, B, C), reported=(A,), accused=(B,)), {}, None, None, []),
+]
+
+
+@pytest.mark.parametrize(("row", "now", "outcomes", "decision", "reason", "steps"), RECHECK_ROWS,
+                         ids=[f"6.3-row{row}" for row, *_ in RECHECK_ROWS])
+def test_looking_again_without_a_new_report(row, now, outcomes, decision, reason, steps):
+    got, taken = settle(deadnode.reconsider(X, now), **outcomes)
+    assert (getattr(got, "decision", None), getattr(got, "reason", None)) == (decision, reason)
+    assert taken == steps
+
+
+def documented_rows(section: str) -> list[tuple[int, str | None, str | None]]:
+    """(row, decision, reason) of each line of the decision table of ``section`` in PROTOCOL.md;
+    None where the table says no decision is logged (—)."""
     text = PROTOCOL.read_text(encoding="utf-8")
-    for section, rows in {"6.1": REPORT_ROWS, "6.2": NOTICE_ROWS}.items():
-        table = re.split(r"\n##+ ", text.split(f"### {section} ", 1)[1], maxsplit=1)[0]
-        documented = re.findall(r"^\| (\d+) \| .* \| `(\w+)` \| `([^`]+)` \|$", table, re.MULTILINE)
-        assert [(int(row), decision) for row, decision, _ in documented] == [
-            (row, decision) for row, _, decision, _, _ in rows], section
-        for (row, _, reason), (_, _, _, tested, _) in zip(documented, rows, strict=True):
-            pattern = re.escape(reason).replace("<counted>", r"\d+").replace("<needed>", r"\d+")
-            assert re.fullmatch(pattern, tested), (section, row, reason, tested)
+    part = re.split(r"\n##+ ", text.split(f"### {section} ", 1)[1], maxsplit=1)[0]
+    rows = []
+    for row, decision, reason in re.findall(r"^\| (\d+) \| .* \| (`\w+`|—) \| (`[^`]+`|—) \|$", part, re.MULTILINE):
+        rows.append((int(row), decision.strip("`") if decision != "—" else None,
+                     reason.strip("`") if reason != "—" else None))
+    return rows
+
+
+def test_the_decision_tables_of_the_protocol_each_have_their_rows_here():
+    """Every line of the tables in §6.1, §6.2 and §6.3 has a row above with its decision and reason."""
+    for section, rows in {"6.1": REPORT_ROWS, "6.2": NOTICE_ROWS, "6.3": RECHECK_ROWS}.items():
+        documented = documented_rows(section)
+        tested = [(row, decision, reason) for row, *_, decision, reason, _ in rows] if section == "6.3" else [
+            (row, decision, reason) for row, _, decision, reason, _ in rows]
+        assert [(row, decision) for row, decision, _ in documented] == [
+            (row, decision) for row, decision, _ in tested], section
+        for (row, _, reason), (_, _, actual) in zip(documented, tested, strict=True):
+            if reason is None:
+                assert actual is None, (section, row)
+                continue
+            pattern = re.sub(r"<\w+>", r"\\d+", re.escape(reason))
+            assert re.fullmatch(pattern, actual), (section, row, reason, actual)
 
 
 # --- Counting (§6.1) ---------------------------------------------------------------------
@@ -157,6 +211,20 @@ def test_the_count_needed_is_the_confirmations_or_every_eligible_neighbour_if_fe
     counted = deadnode.count(A, neighbours(eligible=eligible), reporter_listed=True)
     step = deadnode.on_report(X, counted).step
     assert step == (Probe(X) if needed == 1 else Wait(f"waiting for confirmation: 1 of {needed} neighbours reported"))
+
+
+def test_one_report_is_enough_once_the_seed_saw_the_accused_s_connection_end():
+    # Still a report from an eligible neighbour, and still the seed's own check: never the end alone.
+    counted = deadnode.count(A, neighbours(eligible=(A, B, C), disconnected=True), reporter_listed=True)
+    assert counted.disconnected and deadnode.on_report(X, counted).step == Probe(X)
+    assert not deadnode.tally(neighbours(disconnected=True)).enough
+    assert deadnode.count(OUTSIDER, neighbours(disconnected=True), reporter_listed=True) == Reject(
+        "not a neighbour of the accused (by the accused's own link reports)")
+
+
+def test_a_report_keeps_what_the_table_says_of_lost_reporters_and_the_connection():
+    counted = deadnode.count(B, neighbours(eligible=(B, C), lost=(A,), disconnected=True), reporter_listed=True)
+    assert counted == neighbours(eligible=(B, C), reported=(B,), lost=(A,), disconnected=True)
 
 
 @pytest.mark.parametrize(("accused", "reconsider"), [((B,), True), ((), False)])
@@ -207,6 +275,17 @@ RECONSIDER_ROWS = [
     ("the accused re-registered or was removed meanwhile: nothing to log", neighbours(eligible=(A,), reported=(A,)),
      {"removable": False}, None,
      [Probe(X), Remove("dead: 1 neighbours reported, seed's liveness check failed", announce=True)]),
+    ("a reporter left, and the accused left the PL during the seed's check: nothing to log", LEFT,
+     {"removable": False}, None, [Probe(X), LEFT_1]),
+    ("a reporter left, but the reports still counted are enough: they decide", neighbours(
+        eligible=(B, C), reported=(B, C), lost=(A,)), {},
+     Removed("2 of 2 neighbours reported and the seed's liveness check failed"), [Probe(X), DEAD_2]),
+    ("a reporter left while silent neighbours are accused: the seed checks the accused, not them",
+     neighbours(eligible=(B, C), reported=(B,), accused=(C,), lost=(A,)), {"alive": {X}},
+     Reject("accused answered the seed's liveness check", void_reports=True), [Probe(X)]),
+    ("the accused's connection ended, and one report counts: the seed checks it",
+     neighbours(eligible=(A, B, C), reported=(A,), disconnected=True), {"alive": {X}},
+     Reject("accused answered the seed's liveness check", void_reports=True), [Probe(X)]),
 ]
 
 

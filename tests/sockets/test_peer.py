@@ -21,6 +21,8 @@ from gossipnet.protocol.wire import (
     Error,
     GossipMessage,
     Hello,
+    Keys,
+    KeysRequest,
     LinkReport,
     LivenessRequest,
     encode,
@@ -249,3 +251,36 @@ def test_a_seed_that_no_longer_lists_the_peer_is_told_by_its_error_code(peer):
         assert errors == [refusals[Y].reason, refusals[X].reason]
     finally:
         seed.stop()
+
+
+def test_an_origin_its_own_seeds_do_not_know_is_looked_up_at_the_other_seeds(signed_peer):
+    # Its seeds restarted and lost the origin (which has not registered again yet); a seed the
+    # peer never registered with still holds the key.  Stand-in seeds: they answer GET_KEYS.
+    newcomer, its_id = Address("127.0.0.1", 9500), Identity()
+    asked: list[tuple[int, tuple[Address, ...]]] = []  # (which seed, the addresses asked)
+
+    def keeper(number: int, keys: tuple[tuple[Address, str], ...]):
+        def answer(conn):
+            while isinstance(request := conn.read(), KeysRequest):
+                asked.append((number, request.peers))
+                conn.send(Keys(tuple((peer, key) for peer, key in keys if peer in request.peers)))
+        return answer
+
+    seeds = [NodeServer("127.0.0.1", 0, handler=keeper(0, ())), NodeServer("127.0.0.1", 0, handler=keeper(1, ())),
+             NodeServer("127.0.0.1", 0, handler=keeper(2, ((newcomer, its_id.key),)))]
+    for server in seeds:
+        server.start()
+    try:
+        signed_peer.seeds = [server.address for server in seeds]
+        signed_peer.registered_seeds = [server.address for server in seeds[:2]]
+        (x,) = linked(signed_peer, X)
+        m = message(newcomer, 1).signed(its_id)
+        x.send(m)
+        wait_for(lambda: m in signed_peer.message_list, "the message, once the other seed gave its key")
+        assert not [e for e in _events(signed_peer) if e.event == logformat.GOSSIP_REJECTED]
+        # Its own seeds first (in either order), then the other one, for the origin they did not know.
+        order = [number for number, peers in asked if newcomer in peers]
+        assert sorted(order[:2]) == [0, 1] and order[2] == 2
+    finally:
+        for server in seeds:
+            server.stop()

@@ -6,9 +6,12 @@ import socket
 import threading
 import time
 
+import pytest
+
 from gossipnet.config import MAX_LINKS_PER_PEER, SeedSettings
 from gossipnet.logs import logformat
 from gossipnet.node import transport
+from gossipnet.node.framing import LineReader
 from gossipnet.node.seed import Seed
 from gossipnet.node.transport import NodeServer
 from gossipnet.protocol import deadnode
@@ -30,7 +33,7 @@ from gossipnet.protocol.wire import (
     RemovalNotice,
     encode,
 )
-from netharness import unused_address
+from netharness import unused_address, wait_for
 
 
 class Responder:
@@ -106,10 +109,14 @@ def test_the_table_hands_the_rule_its_facts_and_forgets_reporters_that_left():
     assert table.count(record, report) == deadnode.Neighbours(frozenset({A, B, C}), frozenset({A}), frozenset({C}))
     assert record.reports == {A} and record.last_report == report
     assert table.count(record, DeadNodeReport(D, "2.0", outsider)) == deadnode.Reject(deadnode.NOT_REGISTERED)
-    # A reporter that leaves the PL no longer counts; the removal names D, whose count it changed.
+    # A reporter that leaves the PL no longer counts, but is lost (the seed then checks D itself);
+    # the removal names D, whose count it changed.
     assert table.remove(table.get(A)) == (3, [D])
-    assert table.neighbours(record) == deadnode.Neighbours(frozenset({B, C}), frozenset(), frozenset({C}))
-    assert record.reports == set()
+    assert table.neighbours(record) == deadnode.Neighbours(frozenset({B, C}), frozenset(), frozenset({C}),
+                                                           lost=frozenset({A}))
+    assert (record.reports, record.lost) == (set(), {A})
+    table.cleared(record)  # D answered the seed's check: nothing stands against it
+    assert table.neighbours(record).lost == frozenset()
     # A new registration of D is a new incarnation: facts about the old one are gone.
     table.register(D, None)
     assert table.neighbours(record) is None
@@ -272,3 +279,140 @@ def test_concurrent_registrations_each_see_a_consistent_list(seed):
     ordered = sorted(peers, key=lambda peer: len(replies[peer]))
     for position, peer in enumerate(ordered):
         assert replies[peer] == set(ordered[:position])
+
+
+# --- Seed connections (PROTOCOL.md §3.7) and looking again (§6.3) ---------------------------
+
+
+def hold(seed: Seed, peer: Address, *claims: Address) -> tuple[socket.socket, LineReader]:
+    """Register ``peer`` on a connection it keeps, as a peer does, and report its links on it."""
+    sock = socket.create_connection((seed.address.ip, seed.address.port), timeout=10)
+    reader = LineReader(sock)
+    sock.sendall(encode(Register(peer)))
+    assert isinstance(reader.read_message(), PeerList)
+    for claim in claims:
+        sock.sendall(encode(LinkReport(peer, claim)))
+        assert reader.read_message() == Ok()
+    return sock, reader
+
+
+def events_of(log_path, name: str) -> list[logformat.LogEvent]:
+    return [e for e in logformat.parse_log(log_path).events if e.event == name]
+
+
+def listed(seed: Seed) -> set[Address]:
+    return {address for address, _ in ask(seed, PeerListRequest()).peers}
+
+
+ENDED = "its connection to the seed ended"
+
+
+def test_a_held_connection_that_ends_removes_nobody_but_then_one_report_is_enough(seed, tmp_path):
+    dead = unused_address()
+    for peer in (A, B):
+        ask(seed, Register(peer))
+    sock, _ = hold(seed, dead, A, B)
+    sock.close()  # the process died: its connection ends
+    wait_for(lambda: events_of(tmp_path / "log.txt", logformat.PEER_DISCONNECTED), "PEER_DISCONNECTED")
+    [ended] = events_of(tmp_path / "log.txt", logformat.PEER_DISCONNECTED)
+    assert (ended.address("peer"), ended.fields["accused"]) == (dead, "no")
+    assert dead in listed(seed)  # never a removal by itself
+    # Two neighbours, but the seed saw the connection go: one report, and its own check, decide.
+    assert ask(seed, DeadNodeReport(dead, "1.0", A)) == Ok(
+        f"removed: 1 of 2 neighbours reported, {ENDED}, and the seed's liveness check failed")
+    # A peer that never held a connection (one request per connection) still needs two.
+    lonely = unused_address()
+    ask(seed, Register(lonely))
+    for claim in (A, B):
+        ask(seed, LinkReport(lonely, claim))
+    assert ask(seed, DeadNodeReport(lonely, "1.0", A)) == Ok(
+        "accepted: waiting for confirmation: 1 of 2 neighbours reported")
+    assert [e.address("peer") for e in events_of(tmp_path / "log.txt", logformat.PEER_DISCONNECTED)] == [dead]
+
+
+def test_an_accused_peer_whose_connection_ends_is_checked_at_once(seed, tmp_path):
+    alive = Responder(lambda request: request.reply(alive.address))
+    dead = unused_address()
+    try:
+        for peer in (A, B):
+            ask(seed, Register(peer))
+        held = {peer: hold(seed, peer, A, B)[0] for peer in (dead, alive.address)}
+        waiting = Ok("accepted: waiting for confirmation: 1 of 2 neighbours reported")
+        for peer, sock in held.items():
+            assert ask(seed, DeadNodeReport(peer, "1.0", A)) == waiting
+            sock.close()
+        wait_for(lambda: dead not in listed(seed), "the dead peer's removal")
+        wait_for(lambda: len(decisions(tmp_path / "log.txt")) == 4, "both looks again")
+        assert sorted(decisions(tmp_path / "log.txt")[2:]) == [
+            ("rejected", "accused answered the seed's liveness check"),
+            ("removed", f"1 of 2 neighbours reported, {ENDED}, and the seed's liveness check failed")]
+        assert alive.address in listed(seed)
+        # Until it registers again, one report is enough for a check, which it answers again.
+        assert ask(seed, DeadNodeReport(alive.address, "2.0", B)) == Ok(
+            "rejected: accused answered the seed's liveness check")
+        assert alive.address in listed(seed)
+    finally:
+        alive.server.stop()
+
+
+@pytest.mark.parametrize("accused_alive", [False, True], ids=["dead", "alive"])
+def test_an_accusation_whose_only_counting_reporter_dies_is_checked_by_the_seed_itself(seed, tmp_path,
+                                                                                      accused_alive):
+    # X claims R and B; R reports X (1 of 2: B is silent and not accused), then R dies: Q, its
+    # only neighbour, reports it and the seed removes it.  No one else will report X.
+    responder = Responder(lambda request: request.reply(responder.address)) if accused_alive else None
+    accused = responder.address if responder else unused_address()
+    reporter, q = unused_address(), Address("127.0.0.1", 9004)
+    try:
+        for peer in (B, q):
+            ask(seed, Register(peer))
+        held, reader = hold(seed, accused, reporter, B)  # X keeps its connection: no sign of a death
+        ask(seed, Register(reporter))
+        ask(seed, LinkReport(reporter, q))
+        assert ask(seed, DeadNodeReport(accused, "1.0", reporter)) == Ok(
+            "accepted: waiting for confirmation: 1 of 2 neighbours reported")
+        assert ask(seed, DeadNodeReport(reporter, "1.0", q)).detail.startswith("removed: 1 of 1")
+        wait_for(lambda: len(decisions(tmp_path / "log.txt")) == 3, "the seed's own look at the accused")
+        if accused_alive:
+            assert decisions(tmp_path / "log.txt")[2] == ("rejected", "accused answered the seed's liveness check")
+            assert accused in listed(seed)
+            # Its one neighbour left is all there can be: a report from it, and the seed checks again.
+            assert ask(seed, DeadNodeReport(accused, "2.0", B)) == Ok(
+                "rejected: accused answered the seed's liveness check")
+            assert accused in listed(seed)
+        else:
+            assert decisions(tmp_path / "log.txt")[2] == (
+                "removed", "0 of 1 neighbours reported, 1 more reported and then left, "
+                           "and the seed's liveness check failed")
+            assert accused not in listed(seed)
+            held.settimeout(10)
+            assert reader.read_line() is None  # a removed peer's seed connection is closed
+    finally:
+        held.close()
+        if responder:
+            responder.server.stop()
+
+
+def test_a_peer_registering_again_with_its_key_keeps_its_place(seed, tmp_path):
+    identity = Identity()
+    holder = signing_responder(identity)
+    try:
+        ask(seed, Register(A))
+        assert isinstance(ask(seed, Register(holder.address, identity.key)), PeerList)
+        assert ask(seed, LinkReport(holder.address, A).signed(identity)) == Ok()
+        record = seed.table.get(holder.address)
+        # Its connection was lost; it registers again on a new one, with the same key.
+        assert ask(seed, Register(holder.address, identity.key)) == PeerList(((A, 1),))
+        assert seed.table.get(holder.address) is record  # same incarnation
+        assert dict(ask(seed, PeerListRequest()).peers) == {A: 1, holder.address: 1}  # links kept
+        # A new key is a new process: a new incarnation, without links.
+        holder.identity = other = Identity()
+        assert isinstance(ask(seed, Register(holder.address, other.key)), PeerList)
+        assert seed.table.get(holder.address) is not record
+        assert dict(ask(seed, PeerListRequest()).peers) == {A: 0, holder.address: 0}
+        again = [e.fields["again"] for e in events_of(tmp_path / "log.txt", logformat.PEER_REGISTERED)
+                 if e.address("peer") == holder.address]
+        assert again == ["no", "yes", "yes"]
+        assert len([e for e in events_of(tmp_path / "log.txt", logformat.PL_ADDED)]) == 2
+    finally:
+        holder.server.stop()
