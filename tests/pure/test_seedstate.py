@@ -59,7 +59,7 @@ def test_the_journal_hears_each_change_before_the_table_makes_it():
     assert not table.record_link(B, A)  # a new claim, not a new link: still a change to write
     table.record_link(A, B)  # nothing new: nothing written
     table.register(A, KEY2)  # registered again: its links go, its new key joins the history
-    table.register(A, KEY2)  # same key: the history is unchanged
+    table.register(A, KEY2)  # same key: the same process on a new connection keeps its links and keys
     table.remove(table.get(B))
     assert journal.calls == [
         ("registered", A, False, (KEY1,), ()),
@@ -67,7 +67,7 @@ def test_the_journal_hears_each_change_before_the_table_makes_it():
         ("linked", A, B, (A, B)),
         ("linked", B, A, (A, B)),
         ("registered", A, True, (KEY1, KEY2), (A, B)),
-        ("registered", A, True, None, (A, B)),
+        ("registered", A, False, None, (A, B)),
         ("removed", B, (A, B)),
     ]
 
