@@ -302,7 +302,7 @@ def test_lab_help_and_bad_command_lines(tmp_path):
                         (["--peers", "3", "--loopback", "--fault", "crash:1:3"], "must leave at least one")):
         done = lab_cli(*args, cwd=tmp_path)
         assert done.returncode == 2, (args, done.stderr)
-        assert words in done.stderr and done.stderr.strip().splitlines()[-1].startswith("lab.py: error:")
+        assert words in done.stderr and done.stderr.strip().splitlines()[-1].startswith(f"{lab.PROG}: error:")
         assert not (tmp_path / "outputfile.txt").exists()
 
 
@@ -311,7 +311,8 @@ def test_without_root_the_namespace_lab_says_so_in_one_line(monkeypatch, capsys,
     assert labnet.namespaces_unavailable() == "network namespaces need root: run lab.py as root, or use --loopback"
     assert lab.main(["--fast", "--log", str(tmp_path / "outputfile.txt")]) == 1
     out, err = capsys.readouterr()
-    assert (out, err) == ("", "lab.py: error: network namespaces need root: run lab.py as root, or use --loopback\n")
+    assert (out, err) == ("", f"{lab.PROG}: error: network namespaces need root: run lab.py as root, "
+                              "or use --loopback\n")
     assert not (tmp_path / "outputfile.txt").exists()
 
 
