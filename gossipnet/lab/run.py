@@ -120,6 +120,9 @@ class Lab:
         self.joins: dict[int, Join] = {}  # pid -> join
         self.killed: set[int] = set()  # pids this lab SIGKILLed
         self.chosen: dict[int, list[LabNode]] = {}  # fault index -> the nodes it struck
+        # Fault index -> (when its hang or cut began, monotonic; when the timeline planned it): the undo
+        # waits for the whole duration after the real start, however late a loaded machine made it.
+        self._struck_at: dict[int, tuple[float, float]] = {}
         self.tail = LogTail(self.log)
         self.outcome = self.problem = ""
         self.facts = Facts([], set())
@@ -243,7 +246,7 @@ class Lab:
         while True:
             self._poll()
             since_up = time.monotonic() - self._t0
-            while actions and actions[0].at <= since_up:
+            while actions and actions[0].at <= since_up and self._undo_due(actions[0]):
                 self._apply(actions.pop(0))
             if self._interrupted():
                 raise launch.Interrupted()
@@ -299,9 +302,18 @@ class Lab:
 
     # --- Faults -----------------------------------------------------------------------------
 
+    def _undo_due(self, action: Action) -> bool:
+        """A hang or cut ends no earlier than its duration after it really began (SIGCONT or link up)."""
+        if action.verb not in ("cont", "up") or action.index not in self._struck_at:
+            return True
+        began, planned = self._struck_at[action.index]
+        return time.monotonic() - began >= action.at - planned
+
     def _apply(self, action: Action) -> None:
         fault: Fault = self.scenario.faults[action.index]
         verb, now = action.verb, time.time()
+        if verb in ("stop", "down"):
+            self._struck_at[action.index] = (time.monotonic(), action.at)
         if verb in ("crash", "stop", "down"):
             struck = self._pick(fault, choose_crash if verb == "crash" else choose_group)
             self.chosen[action.index] = [node for node, _ in struck]
