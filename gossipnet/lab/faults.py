@@ -280,10 +280,10 @@ def choose_seeds(registered: dict[Address, set[Address]], running: Sequence[Addr
     running seed it registered with.
 
     A seed's state (its Peer List and the keys it bound) dies with it: a
-    peer whose every seed is lost is unknown to the network, and its
-    messages cannot be verified by a peer that joins later.  That is a fault
-    of its own; the seed-loss scenarios are about joining, so they avoid it
-    when they can.
+    peer whose every seed is down is unknown to the network until they come
+    back and it registers there again.  That is seeds-restart's case
+    (choose_seeds_to_restart seeks it out); seeds-down is about joining, so
+    it avoids it when it can.
     """
     choices = list(itertools.islice(itertools.combinations(running, count), SEED_CHOICES))
     rng.shuffle(choices)
