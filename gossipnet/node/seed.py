@@ -357,14 +357,8 @@ class Seed:
 
         A decision is logged with the last report that counted.
         """
-        record = self.table.get(accused)
-        if record is None or record.last_report is None:
-            return
-        neighbours = self.table.neighbours(record)
-        if neighbours is None:
-            return
-        decision = deadnode.carry_out(deadnode.reconsider(accused, neighbours), record, self)
-        if decision is not None:
+        if (found := deadnode.look_again(self.table, accused, self)) is not None:
+            record, decision = found
             report = record.last_report
             self.log.event(logformat.DEAD_NODE_DECISION, dead=report.dead, reporter=report.reporter,
                            msg=report.text, decision=decision.decision, reason=decision.reason)

@@ -310,6 +310,23 @@ def carry_out(check: Check, record: object, seat: Seat) -> Decision | None:
             return step
 
 
+def look_again(table, accused: Peer, seat: Seat) -> tuple[object, Decision] | None:
+    """Run :func:`reconsider` for ``accused`` as ``table`` (a PeerTable) holds it, by ``seat``.
+
+    The record judged and the decision to log, or None when there is nothing
+    to look at (not listed, no report counted) or nothing to decide.  The one
+    path of the real seed's reconsidering thread and the simulator's calendar.
+    """
+    record = table.get(accused)
+    if record is None or record.last_report is None:
+        return None
+    neighbours = table.neighbours(record)
+    if neighbours is None:
+        return None
+    decision = carry_out(reconsider(accused, neighbours), record, seat)
+    return None if decision is None else (record, decision)
+
+
 def on_report(accused: Peer, neighbours: Neighbours) -> Check:
     """Rows 9-13 of §6.1, after a report counted; ``neighbours`` as :func:`count` left them."""
     return Check(_on_report(accused, tally(neighbours)))

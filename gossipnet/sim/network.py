@@ -154,15 +154,8 @@ class SimSeed:
 
     def reconsider(self, accused: int) -> None:
         """seed.Seed.reconsider."""
-        record = self.table.get(accused)
-        if record is None or record.last_report is None:
-            return
-        neighbours = self.table.neighbours(record)
-        if neighbours is None:
-            return
-        decision = deadnode.carry_out(deadnode.reconsider(accused, neighbours), record, self)
-        if decision is not None:
-            self.network.decisions[decision.decision] += 1
+        if (found := deadnode.look_again(self.table, accused, self)) is not None:
+            self.network.decisions[found[1].decision] += 1
 
     def on_removal_notice(self, notice: Notice) -> None:
         """seed.Seed.on_removal_notice (its decisions are not counted)."""
