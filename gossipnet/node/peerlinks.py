@@ -118,7 +118,7 @@ class Linking:
             raise ProtocolError("HELLO names this peer itself")
         link = self._open_link(neighbour, conn, initiator=False)
         if link is None:
-            conn.send(Error("already linked"))
+            conn.send(Error("stopping" if self.stopped.is_set() else "already linked"))
             return
         conn.set_timeout(None)
         self._serve_link(link)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import resource
 import signal
 import socket
@@ -310,15 +311,66 @@ def open_node(parser: argparse.ArgumentParser, role: str, ip: str, port: int, lo
     return server, log
 
 
+class SignalWatch:
+    """The first SIGINT, SIGTERM or SIGHUP sets ``stopped``, from a thread of its own.
+
+    Python runs a signal handler in the main thread between two bytecodes,
+    possibly while that thread holds the lock inside ``stopped`` (``Event.wait``
+    and ``Event.set`` both take it), so a handler that called ``stopped.set()``
+    could wait forever on a lock its own thread holds.  ``timeout 25 peer.py``
+    did exactly that: GNU timeout sends SIGTERM to the node and again to its
+    process group, and the second signal landed inside the first one's
+    ``set()``.  Here the handler only writes a byte to a pipe, which takes no
+    lock, and the watching thread sets the event.  From the first signal on,
+    the kernel ignores the others: the stop under way is bounded already, and
+    a stream of signals can neither nest handlers nor kill the interpreter
+    while it ends (Python puts its own handlers back to the default then).
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self, stopped: threading.Event) -> None:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+        self._thread = threading.Thread(target=self._watch, args=(stopped,), name="signals", daemon=True)
+        self._thread.start()
+        # ``nohup`` leaves SIGHUP ignored so the node outlives its terminal: it stays so.
+        self._handled = [signum for signum in self.SIGNALS
+                         if signum != signal.SIGHUP or signal.getsignal(signum) is not signal.SIG_IGN]
+        for signum in self._handled:
+            signal.signal(signum, self._handle)
+
+    def _ignore_signals(self) -> None:
+        for signum in self._handled:
+            signal.signal(signum, signal.SIG_IGN)
+
+    def _handle(self, _signum: int, _frame: object) -> None:
+        self._ignore_signals()
+        with contextlib.suppress(OSError):
+            os.write(self._write, b"s")
+
+    def _watch(self, stopped: threading.Event) -> None:
+        if os.read(self._read, 1) == b"s":
+            stopped.set()
+
+    def close(self) -> None:
+        """Ignore these signals from now on and end the watching thread."""
+        self._ignore_signals()
+        with contextlib.suppress(OSError):  # a signal's byte is there: the watcher is awake anyway
+            os.write(self._write, b"c")
+        self._thread.join()
+        os.close(self._read)
+        os.close(self._write)
+
+
 def run_until_signalled(stopped: threading.Event, start: Callable[[], None], stop: Callable[[], None],
                         log: NodeLog, role: str, failure: NodeFailure | None = None) -> int:
-    """Run a node until SIGINT/SIGTERM sets ``stopped``, then stop it cleanly.
+    """Run a node until SIGINT/SIGTERM/SIGHUP sets ``stopped``, then stop it cleanly.
 
     Exit status 0 after a signal; 1 when ``start`` raises NodeStartError or
     ``failure`` says a background loop could not go on (one line on stderr).
     """
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stopped.set())
+    watch = SignalWatch(stopped)
     status = 0
     try:
         start()
@@ -337,4 +389,5 @@ def run_until_signalled(stopped: threading.Event, start: Callable[[], None], sto
             status = 1
         log.event(logformat.STOPPED)
         log.close()
+        watch.close()
     return status

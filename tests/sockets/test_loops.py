@@ -4,6 +4,7 @@ loop goes on; one that keeps failing stops the node with a one-line error and a 
 from __future__ import annotations
 
 import random
+import signal
 import threading
 from dataclasses import replace
 
@@ -67,7 +68,18 @@ def test_a_loop_that_keeps_failing_stops_the_node_with_a_reason(node):
     assert node.failure.reason.startswith(f"the gossip loop failed {LOOP_RESTARTS + 1} times")
 
 
-def test_a_failed_loop_makes_the_node_exit_non_zero_with_one_line(tmp_path, capsys):
+@pytest.fixture
+def own_signal_handlers():
+    """run_until_signalled takes over SIGINT, SIGTERM and SIGHUP, and ignores them once it
+    returns, as a node's process ends then: give pytest its own handlers back."""
+    signums = transport.SignalWatch.SIGNALS
+    saved = [signal.getsignal(signum) for signum in signums]
+    yield
+    for signum, handler in zip(signums, saved, strict=True):
+        signal.signal(signum, handler)
+
+
+def test_a_failed_loop_makes_the_node_exit_non_zero_with_one_line(tmp_path, capsys, own_signal_handlers):
     stopped = threading.Event()
     failure = NodeFailure(stopped)
     log = logformat.NodeLog("seed", "127.0.0.1:1", tmp_path / "log.txt", console=False)
