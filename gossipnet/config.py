@@ -241,6 +241,12 @@ class SeedSettings:
 # --- config.txt ---------------------------------------------------------------
 
 
+# The largest seed list read: 1 MiB is some 50,000 IP:port lines, far more
+# seeds than a network has, and a bound on what a wrong --config (a log, a
+# device) costs to read.
+MAX_CONFIG_BYTES = 1 << 20
+
+
 class ConfigError(Exception):
     """A user-supplied setting or file is wrong; the message says where."""
 
@@ -253,9 +259,14 @@ def load_seeds(path: str | Path) -> list[Address]:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            data = file.read(MAX_CONFIG_BYTES + 1)  # --config /dev/zero ends here too
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read seed list: {exc.strerror}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes: not a seed list")
+    try:
+        text = data.decode("utf-8-sig")  # an editor's byte-order mark is not part of line 1
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a UTF-8 text file") from None
     seeds: list[Address] = []

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gossipnet import config
-from gossipnet.config import ConfigError, load_seeds
+from gossipnet.config import MAX_CONFIG_BYTES, ConfigError, load_seeds
 from gossipnet.protocol.wire import Address
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,6 +44,22 @@ def test_comments_and_blank_lines_are_skipped(tmp_path):
 def test_order_is_kept_and_last_line_needs_no_newline(tmp_path):
     path = write(tmp_path, "10.0.0.3:9003\r\n10.0.0.1:9001\r\n10.0.0.2:9002")
     assert load_seeds(path) == [Address("10.0.0.3", 9003), Address("10.0.0.1", 9001), Address("10.0.0.2", 9002)]
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_line(tmp_path):
+    path = tmp_path / "config.txt"  # as Windows Notepad saves it
+    path.write_bytes(b"\xef\xbb\xbf10.0.0.1:9001\r\n10.0.0.2:9002\r\n")
+    assert load_seeds(path) == [Address("10.0.0.1", 9001), Address("10.0.0.2", 9002)]
+
+
+def test_a_file_too_big_for_a_seed_list_is_refused_without_reading_it_all(tmp_path):
+    path = tmp_path / "config.txt"
+    path.write_text("10.0.0.1:9001\n" + "#" * MAX_CONFIG_BYTES)
+    with pytest.raises(ConfigError) as caught:
+        load_seeds(path)
+    assert str(path) in str(caught.value) and "larger than" in str(caught.value)
+    with pytest.raises(ConfigError, match="larger than"):
+        load_seeds("/dev/zero")  # endless: only the bound ends the read
 
 
 def test_accepts_str_path(tmp_path):
