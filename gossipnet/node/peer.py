@@ -104,6 +104,7 @@ class Peer(Linking, Gossiping, Repairing):
         self.registered_seeds: list[Address] = []
         # The connection held to each seed this peer registered with, or tried to (seedlink.py).
         self._seed_links: dict[Address, SeedLink] = {}
+        self._refusals: dict[Address, str] = {}  # seed -> the reason of its last refused registration
         # Links this peer aims for (topology.join_target, drawn when it joins).
         self.target = 0
         # For each seed, the peers its reply to this peer's (latest)
@@ -173,8 +174,11 @@ class Peer(Linking, Gossiping, Repairing):
             if self.stopped.wait(REGISTER_BACKOFF * 2 ** attempt):
                 break
         if len(lists) < need:
+            # A seed's refusal says what to change; without one, the seeds did not answer.
+            refusals = [f"{seed} refused: {reason}" for seed, reason in self._refusals.items() if seed in pending]
+            why = refusals[0] if refusals else "Are the seeds in the config running?"
             raise NodeStartError(f"registered with {len(lists)} of {len(self.seeds)} seeds; "
-                                 f"a majority needs {need}. Are the seeds in the config running?")
+                                 f"a majority needs {need}. {why}")
         with self._lock:
             self.registered_seeds = list(lists)
         union = sorted(set().union(*lists.values()))
@@ -187,6 +191,8 @@ class Peer(Linking, Gossiping, Repairing):
         link = self._seed_link(seed)
         try:
             reply = link.register(Register(self.address, self._key()), REGISTER_TIMEOUT)
+            if isinstance(reply, Error):
+                self._refusals[seed] = reply.reason
             if not isinstance(reply, PeerList):
                 raise ProtocolError(f"expected PEER_LIST, got {reply.encode()[:100]!r}")
         except (OSError, ProtocolError) as exc:

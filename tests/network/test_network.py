@@ -97,6 +97,16 @@ def test_peer_without_a_seed_majority_exits_with_a_clear_error(network, tmp_path
     assert "Traceback" not in error
 
 
+def test_a_peer_the_seeds_refuse_exits_saying_why(network):
+    network.start_seeds(3)  # they sign: a --no-auth peer is refused
+    peer = network.start_node("peer", *FAST_PEER, "--no-auth")
+    assert peer.process.wait(timeout=60) == 1
+    error = peer.stderr()
+    assert error.count("\n") == 1, error
+    assert "registered with 0 of 3 seeds; a majority needs 2. 127.0.0.1:" in error
+    assert "refused: this network signs its messages" in error and "--no-auth" in error
+
+
 def test_peer_replaces_an_unreachable_seed(network):
     seeds = network.start_seeds(2)
     dead = socket.socket()
