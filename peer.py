@@ -57,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
               ping_interval=settings.ping_interval, ping_misses=settings.ping_misses, liveness=settings.liveness,
               degree_model=settings.degree_model, rng_seed=args.rng_seed, auth="yes" if settings.auth else "no",
               repair_interval=settings.repair_period if settings.repair else "off")
-    return transport.run_until_signalled(peer.stopped, peer.start, peer.stop, log, "peer", peer.failure)
+    # A peer process that stops tells its seeds, which take it out of their lists (PROTOCOL.md §3.7).
+    return transport.run_until_signalled(peer.stopped, peer.start, lambda: peer.stop(leave=True), log, "peer",
+                                         peer.failure)
 
 
 if __name__ == "__main__":

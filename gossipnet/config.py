@@ -63,6 +63,12 @@ CONNECT_TIMEOUT = 3.0
 # and reply, each up to its probe timeout), so this outlasts two of those.
 SEED_REPORT_TIMEOUT = 10.0
 
+# Seconds a stopping peer waits, for all its seeds at once, for them to take
+# its LEAVE (PROTOCOL.md §3.7): a seed answers at once, so this allows for a
+# loaded machine, and a seed that does not answer in time only keeps the peer
+# listed until its neighbours' reports remove it, as one that crashed.
+LEAVE_TIMEOUT = 2.0
+
 # Seconds a peer waits for a seed's answer to its registration.  With
 # authentication the seed first asks the peer to prove its address (a
 # connect and a reply, each up to the probe timeout), so this outlasts two.

@@ -62,7 +62,8 @@ RULES = {
     8: ("peer lists agree", "each seed's final Peer List, rebuilt from its PL_ADDED/PL_REMOVED lines (empty "
         "again at its STARTED), holds no dead peer (so none that another seed removed as dead) and no peer "
         "that never logged a line; and every live peer is still held by each seed it registered with (in its "
-        "latest incarnation). Each peer registers with a majority only, so the lists hold different subsets "
+        "latest incarnation), unless it left that seed (PEER_LEFT: a peer that stops says so). Each peer "
+        "registers with a majority only, so the lists hold different subsets "
         "of the live peers: agreeing means this, not equal sets"),
 }
 # What each rule needs to judge anything; with none of it, the rule is NOT CHECKED.
@@ -93,6 +94,7 @@ REQUIRED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     logformat.DEAD_NODE_REPORTED: (("dead", "msg"), ("dead",)),
     logformat.PL_ADDED: (("peer",), ("peer",)),
     logformat.PL_REMOVED: (("peer",), ("peer",)),
+    logformat.PEER_LEFT: (("peer",), ("peer",)),
     logformat.DEAD_NODE_DECISION: (("dead", "reporter", "msg"), ("dead", "reporter")),
 }
 
@@ -619,7 +621,8 @@ def rule_peer_lists(g: Grading) -> Verdict:
     dropped: dict[Address, dict[Address, LogEvent]] = defaultdict(dict)  # seed -> peer -> its PL_REMOVED line
     last_removed: dict[Address, LogEvent] = {}
     events: list[LogEvent] = []
-    for name in (logformat.STARTED, logformat.PL_ADDED, logformat.PL_REMOVED):
+    left: dict[Address, set[Address]] = defaultdict(set)  # seed -> peers that left it (and did not come back)
+    for name in (logformat.STARTED, logformat.PL_ADDED, logformat.PL_REMOVED, logformat.PEER_LEFT):
         for node, per_node in g.events[name].items():
             if node in g.run.seeds:
                 events.extend(per_node)
@@ -635,6 +638,10 @@ def rule_peer_lists(g: Grading) -> Verdict:
         if event.event == logformat.PL_ADDED:
             pl[peer] = event
             dropped[event.node].pop(peer, None)
+            left[event.node].discard(peer)
+        elif event.event == logformat.PEER_LEFT:  # it stopped and said so: out of the list, not dead
+            pl.pop(peer, None)
+            left[event.node].add(peer)
         else:
             pl.pop(peer, None)
             dropped[event.node][peer] = event
@@ -652,7 +659,7 @@ def rule_peer_lists(g: Grading) -> Verdict:
     for peer in g.live:
         for seed, registration in _holders(g, peer, float("inf")).items():
             verdict.checked += seed in g.run.seeds
-            if seed in g.run.seeds and peer not in held.get(seed, {}):
+            if seed in g.run.seeds and peer not in held.get(seed, {}) and peer not in left[seed]:
                 removal = dropped[seed].get(peer)
                 lines = (removal.line,) if removal else (registration.line,)
                 how = "removed it" if removal else "has no PL_ADDED for it"

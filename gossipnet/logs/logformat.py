@@ -77,6 +77,9 @@ RESTORE_DROPPED = "RESTORE_DROPPED"  # seed: peer=, reason= (loaded from the sta
 # Added with seed connections (seedlink.py; a peer keeps the connection it registered on open)
 SEED_LOST = "SEED_LOST"  # peer: seed=, reason= (its connection to a seed ended; it registers there again)
 PEER_DISCONNECTED = "PEER_DISCONNECTED"  # seed: peer=, reason=, accused=yes|no (a listed peer's seed connection ended)
+# Added with leaving (a peer that stops tells its seeds: LEAVE, PROTOCOL.md §3.7)
+LEFT = "LEFT"  # peer: seeds=a,b (the seeds that took its LEAVE), missed=c (those that did not answer in time)
+PEER_LEFT = "PEER_LEFT"  # seed: peer=, size= (a listed peer left over its seed connection: out of the PL, not dead)
 
 _BARE = re.compile(r'[^\s"=]+')
 _FIELD = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|[^\s"=]+)(?: |$)')

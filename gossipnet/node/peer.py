@@ -45,6 +45,7 @@ from collections.abc import Callable
 
 from gossipnet.config import (
     CONNECT_TIMEOUT,
+    LEAVE_TIMEOUT,
     REGISTER_ATTEMPTS,
     REGISTER_BACKOFF,
     REGISTER_TIMEOUT,
@@ -71,9 +72,11 @@ from gossipnet.protocol.wire import (
     DeadNodeReport,
     Error,
     GossipMessage,
+    Leave,
     LinkReport,
     LivenessRequest,
     Message,
+    Ok,
     PeerList,
     ProtocolError,
     Register,
@@ -360,6 +363,28 @@ class Peer(Linking, Gossiping, Repairing):
             self._threads.append(thread)
         thread.start()
 
+    def leave(self, seed_links: list[SeedLink]) -> None:
+        """Send LEAVE to every seed this peer holds a connection to, all at once, and wait for their
+        answers up to LEAVE_TIMEOUT in all (PROTOCOL.md §3.7)."""
+        took: list[Address] = []
+        asks = []
+        for seed_link in seed_links:
+            if seed_link.connected:
+                ask = threading.Thread(target=self._leave_one, args=(seed_link, took), name="leave", daemon=True)
+                ask.start()
+                asks.append((seed_link.seed, ask))
+        if not asks:
+            return
+        deadline = time.monotonic() + LEAVE_TIMEOUT
+        for _, ask in asks:
+            ask.join(timeout=max(0.0, deadline - time.monotonic()))
+        missed = sorted(seed for seed, _ in asks if seed not in took)
+        self.log.event(logformat.LEFT, seeds=",".join(map(str, sorted(took))), missed=",".join(map(str, missed)))
+
+    def _leave_one(self, seed_link: SeedLink, took: list[Address]) -> None:
+        if isinstance(seed_link.ask(Leave(self.address), LEAVE_TIMEOUT), Ok):
+            took.append(seed_link.seed)  # list.append is atomic
+
     def _timestamp(self) -> str:
         return f"{self.clock():.6f}"
 
@@ -373,8 +398,13 @@ class Peer(Linking, Gossiping, Repairing):
         self.server.start()
         self.join()
 
-    def stop(self) -> None:
-        """Close every connection and join every thread.  Safe to call twice."""
+    def stop(self, leave: bool = False) -> None:
+        """Close every connection and join every thread.  Safe to call twice.
+
+        With ``leave`` (a process that stops, peer.py), first tell the seeds,
+        once nothing answers here any more; without it the peer goes as if it
+        had crashed, which is what the in-process tests mean by stopping one.
+        """
         self.stopped.set()
         self.key_wait.wanted.set()
         self._repair_wanted.set()
@@ -385,6 +415,8 @@ class Peer(Linking, Gossiping, Repairing):
             seed_links = list(self._seed_links.values())
         for link in links:
             link.close()
+        if leave:
+            self.leave(seed_links)
         for seed_link in seed_links:
             seed_link.close()
         self._to_seeds.put(None)

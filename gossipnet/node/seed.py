@@ -63,6 +63,7 @@ from gossipnet.protocol.wire import (
     DeadNodeReport,
     Error,
     KeysRequest,
+    Leave,
     LinkReport,
     LivenessReply,
     LivenessRequest,
@@ -77,7 +78,8 @@ from gossipnet.protocol.wire import (
 
 
 class Seed:
-    """Serves registrations, peer-list and key requests, link reports, dead-node reports and removal notices."""
+    """Serves registrations, peer-list and key requests, link reports, dead-node reports, removal notices
+    and leaving peers."""
 
     def __init__(self, server: NodeServer, log: NodeLog, settings: SeedSettings, config: str | None = None,
                  clock: Callable[[], float] = time.time, journal: Journal | None = None) -> None:
@@ -181,6 +183,8 @@ class Seed:
             return self.on_removal_notice(message)
         if isinstance(message, LivenessRequest):
             return message.reply(self.address)
+        if isinstance(message, Leave):
+            return self.on_leave(message, conn)
         raise ProtocolError(f"a seed does not serve {message.VERB}")
 
     # --- Registration ----------------------------------------------------------------
@@ -298,6 +302,19 @@ class Seed:
         if accused:
             self.reconsider_later([peer])
 
+    def on_leave(self, message: Leave, conn: Connection | None) -> Message:
+        """A peer that stops says so (§3.7): out of the PL at once, not announced, not a death.
+
+        Taken only over the connection the peer registered on: nobody else
+        can take a peer out this way, so the seed need not check it first.
+        """
+        record = self.table.get(message.peer)
+        if record is None or conn is None or record.holder is not conn:
+            return Error("refused: a peer leaves only over the seed connection it registered on")
+        if not self._take_out(record, lambda size: self.log.event(logformat.PEER_LEFT, peer=message.peer, size=size)):
+            return Error("refused: not listed here")
+        return Ok("left")
+
     # --- Dead nodes: deadnode.py decides, the seed probes, removes and tells --------------
 
     def on_dead_node(self, report: DeadNodeReport) -> Message:
@@ -373,15 +390,22 @@ class Seed:
         return Ok(f"{decision.decision}: {decision.reason}")
 
     def remove(self, record: PeerRecord, reason: str, announce: bool = True) -> bool:
+        def removed(size: int) -> None:
+            self.log.event(logformat.PL_REMOVED, peer=record.address, size=size, reason=reason)
+            if isinstance(record.holder, Connection):
+                record.holder.close()  # a peer removed by mistake notices, and registers again
+            if announce:
+                self.announce_later(record.address)
+
+        return self._take_out(record, removed)
+
+    def _take_out(self, record: PeerRecord, then: Callable[[int], None]) -> bool:
+        """Drop ``record`` from the table and call ``then`` with the PL's new size; False if it was gone."""
         removed = self.table.remove(record)
         if removed is None:
             return False
         size, accused = removed
-        self.log.event(logformat.PL_REMOVED, peer=record.address, size=size, reason=reason)
-        if isinstance(record.holder, Connection):
-            record.holder.close()  # a peer removed by mistake notices, and registers again
-        if announce:
-            self.announce_later(record.address)
+        then(size)
         if accused:  # they lost a neighbour that could have reported them
             self.reconsider_later(accused)
         return True

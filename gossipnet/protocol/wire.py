@@ -607,16 +607,35 @@ class RemovalNotice:
         return cls(Address.parse(fields[0]), Address.parse(fields[1]))
 
 
+@dataclass(frozen=True)
+class Leave:
+    """A peer that stops tells a seed it registered with, over its seed connection (PROTOCOL.md §3.7).
+
+    Unsigned: a seed takes it only on the connection the peer registered on,
+    whose address a key challenge or the peer's own dial vouched for.
+    """
+
+    VERB: ClassVar[str] = "LEAVE"
+    peer: Address
+
+    def encode(self) -> str:
+        return f"{self.VERB} {self.peer}"
+
+    @classmethod
+    def decode(cls, rest: str) -> Leave:
+        return cls(Address.parse(rest))
+
+
 Message = (
     Register | PeerListRequest | PeerList | LinkReport | DeadNodeReport | Ok | Error
-    | Hello | GossipMessage | LivenessRequest | LivenessReply | KeysRequest | Keys | RemovalNotice
+    | Hello | GossipMessage | LivenessRequest | LivenessReply | KeysRequest | Keys | RemovalNotice | Leave
 )
 
 _KINDS: dict[str, type] = {
     kind.VERB: kind
     for kind in (
         Register, PeerListRequest, PeerList, LinkReport, DeadNodeReport, Ok, Error,
-        Hello, GossipMessage, LivenessRequest, LivenessReply, KeysRequest, Keys, RemovalNotice,
+        Hello, GossipMessage, LivenessRequest, LivenessReply, KeysRequest, Keys, RemovalNotice, Leave,
     )
 }
 

@@ -141,8 +141,10 @@ class Timeline:
     def _on_peer_list(self, event: LogEvent) -> None:
         peer, added = event.address("peer"), event.event == logformat.PL_ADDED
         bisect.insort(self.holdings.setdefault(peer, {}).setdefault(event.node, []), (event.timestamp, added))
-        if not added:
+        if event.event == logformat.PL_REMOVED:
             self._decided(peer, event, "removed it from its Peer List", event.fields.get("reason", ""))
+        elif event.event == logformat.PEER_LEFT:
+            self._decided(peer, event, "took it out of its Peer List", "it left (LEAVE)")
 
     def _on_decision(self, event: LogEvent) -> None:
         reporter = event.fields.get("reporter", "?")
@@ -192,6 +194,7 @@ class Timeline:
         logformat.DEAD_NODE_REPORTED: _on_reported,
         logformat.PL_ADDED: _on_peer_list,
         logformat.PL_REMOVED: _on_peer_list,
+        logformat.PEER_LEFT: _on_peer_list,
         logformat.DEAD_NODE_DECISION: _on_decision,
         logformat.REMOVAL_NOTICE: _on_notice,
         logformat.GOSSIP_GENERATED: _on_generated,

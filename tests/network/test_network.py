@@ -7,7 +7,9 @@ import socket
 
 import networkx as nx
 
+from gossipnet.grading.rules import grade
 from gossipnet.logs import logformat
+from gossipnet.protocol.wire import Address
 from netharness import FAST_PEER
 
 GOSSIP_COUNT = 10
@@ -132,3 +134,42 @@ def test_sigint_and_sigterm_stop_nodes_cleanly(network):
         assert "Traceback" not in node.stderr()
     stopped = {event.node for event in network.events(logformat.STOPPED)}
     assert stopped == {node.address for node in seeds + peers}
+
+
+def test_peers_that_stop_leave_their_seeds_so_the_next_run_starts_from_an_empty_list(network):
+    """A second PeerRunner.py against the same seeds used to find the first run's peers listed."""
+    network.start_seeds(3)
+    first = network.start_peers(4)
+    network.wait_until(lambda: len(network.events(logformat.GOSSIP_GENERATED)) >= 4, 60, "every peer joined")
+    for peer in first:
+        network.kill(peer, signal.SIGTERM)
+    for peer in first:
+        assert peer.process.wait(timeout=60) == 0
+    for peer in first:
+        [left] = network.events(logformat.LEFT, node=peer.address)
+        took = {Address.parse(seed) for seed in left.fields["seeds"].split(",")}
+        # The majority it registered with, or every seed (repair registers a first peer with no link everywhere).
+        assert len(took) >= 2 and left.fields["missed"] == ""
+        assert took == {event.node for event in network.events(logformat.PEER_LEFT)
+                        if event.address("peer") == peer.address}
+    assert not network.events(logformat.PL_REMOVED)  # leaving is not dying
+    [newcomer] = network.start_peers(1)
+    network.wait_until(lambda: network.events(logformat.PEER_LIST_UNION, node=newcomer.address), 60,
+                       "the newcomer's peer list")
+    [union] = network.events(logformat.PEER_LIST_UNION, node=newcomer.address)
+    assert union.fields["count"] == "0"
+    # The grader rebuilds the same lists: only the newcomer, at the majority of seeds it registered with.
+    def holding_newcomer() -> set:
+        return {event.node for event in network.events(logformat.PL_ADDED) if event.address("peer") == newcomer.address}
+
+    network.wait_until(lambda: len(holding_newcomer()) >= 2, 60, "the newcomer listed")
+    network.kill(newcomer, signal.SIGSTOP)  # frozen: the log holds still
+    try:
+        _, verdicts = grade([str(network.log_path)])
+    finally:
+        network.kill(newcomer, signal.SIGCONT)
+    [peer_lists] = [verdict for verdict in verdicts if verdict.number == 8]
+    assert peer_lists.checked and not peer_lists.offences
+    assert peer_lists.detail.startswith("final Peer List sizes ")
+    sizes = peer_lists.detail.removeprefix("final Peer List sizes ").split(";")[0].split(", ")
+    assert sorted(sizes) == sorted(["1"] * len(holding_newcomer()) + ["0"] * (3 - len(holding_newcomer())))

@@ -12,6 +12,7 @@ from gossipnet.protocol.wire import (
     Hello,
     Keys,
     KeysRequest,
+    Leave,
     LinkReport,
     LivenessReply,
     LivenessRequest,
@@ -71,6 +72,7 @@ MESSAGES = [
     Keys(()),
     Keys(((A, KEY), (C, KEY))),
     RemovalNotice(A, C),
+    Leave(A),
 ]
 
 

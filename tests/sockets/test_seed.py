@@ -24,6 +24,7 @@ from gossipnet.protocol.wire import (
     Error,
     Keys,
     KeysRequest,
+    Leave,
     LinkReport,
     LivenessRequest,
     Ok,
@@ -416,3 +417,45 @@ def test_a_peer_registering_again_with_its_key_keeps_its_place(seed, tmp_path):
         assert len([e for e in events_of(tmp_path / "log.txt", logformat.PL_ADDED)]) == 2
     finally:
         holder.server.stop()
+
+
+def test_a_peer_that_leaves_over_its_seed_connection_is_out_of_the_list_and_not_dead(seed, tmp_path):
+    gone = unused_address()
+    for peer in (A, B):
+        ask(seed, Register(peer))
+    sock, reader = hold(seed, gone, A, B)
+    try:
+        sock.sendall(encode(Leave(gone)))
+        assert reader.read_message() == Ok("left")
+    finally:
+        sock.close()
+    assert listed(seed) == {A, B}
+    [left] = events_of(tmp_path / "log.txt", logformat.PEER_LEFT)
+    assert (left.address("peer"), left.fields["size"]) == (gone, "2")
+    # Not a death: no removal line, and its neighbours' links to it are gone with it.
+    assert not events_of(tmp_path / "log.txt", logformat.PL_REMOVED)
+    assert ask(seed, PeerListRequest()) == PeerList(((A, 0), (B, 0)))
+    # A report that comes later finds nobody to remove.
+    assert ask(seed, DeadNodeReport(gone, "1.0", A)) == Ok(f"ignored: {deadnode.NOT_IN_PL}")
+    assert not events_of(tmp_path / "log.txt", logformat.PL_REMOVED)
+
+
+def test_only_the_connection_a_peer_registered_on_can_take_it_out(seed, tmp_path):
+    """SECURITY.md: nobody else can make a seed drop a live peer with LEAVE."""
+    victim = unused_address()
+    ask(seed, Register(A))
+    sock, _ = hold(seed, victim, A)
+    try:
+        refusal = Error("refused: a peer leaves only over the seed connection it registered on")
+        assert ask(seed, Leave(victim)) == refusal  # another connection
+        other, other_reader = hold(seed, B)  # a connection on which another peer registered
+        try:
+            other.sendall(encode(Leave(victim)))
+            assert other_reader.read_message() == refusal
+        finally:
+            other.close()
+        assert ask(seed, Leave(Address("127.0.0.1", 9999))) == refusal  # a peer never listed
+        assert victim in listed(seed)
+        assert not events_of(tmp_path / "log.txt", logformat.PEER_LEFT)
+    finally:
+        sock.close()
