@@ -27,6 +27,7 @@ from gossipnet.protocol.wire import (
     Hello,
     Keys,
     KeysRequest,
+    Leave,
     LinkReport,
     LivenessReply,
     LivenessRequest,
@@ -119,6 +120,7 @@ STRATEGIES = {
     KeysRequest: st.builds(KeysRequest, st.lists(addresses, min_size=1, max_size=20).map(tuple)),
     Keys: st.builds(Keys, st.lists(st.tuples(addresses, keys), max_size=12).map(tuple)),
     RemovalNotice: st.builds(RemovalNotice, addresses, addresses),
+    Leave: st.builds(Leave, addresses),
 }
 messages = st.one_of(*STRATEGIES.values())
 
