@@ -409,18 +409,25 @@ class Error:
 
 
 @dataclass(frozen=True)
-class Hello:
-    """First line on a link, both ways: who is at each end."""
+class PeerNaming:
+    """A message that names one peer and nothing else: ``<VERB> <IP:port>``."""
 
-    VERB: ClassVar[str] = "HELLO"
+    VERB: ClassVar[str]
     peer: Address
 
     def encode(self) -> str:
         return f"{self.VERB} {self.peer}"
 
     @classmethod
-    def decode(cls, rest: str) -> Hello:
+    def decode(cls, rest: str) -> PeerNaming:
         return cls(Address.parse(rest))
+
+
+@dataclass(frozen=True)
+class Hello(PeerNaming):
+    """First line on a link, both ways: who is at each end."""
+
+    VERB: ClassVar[str] = "HELLO"
 
 
 @dataclass(frozen=True, order=True)
@@ -608,7 +615,7 @@ class RemovalNotice:
 
 
 @dataclass(frozen=True)
-class Leave:
+class Leave(PeerNaming):
     """A peer that stops tells a seed it registered with, over its seed connection (PROTOCOL.md §3.7).
 
     Unsigned: a seed takes it only on the connection the peer registered on,
@@ -616,14 +623,6 @@ class Leave:
     """
 
     VERB: ClassVar[str] = "LEAVE"
-    peer: Address
-
-    def encode(self) -> str:
-        return f"{self.VERB} {self.peer}"
-
-    @classmethod
-    def decode(cls, rest: str) -> Leave:
-        return cls(Address.parse(rest))
 
 
 Message = (
