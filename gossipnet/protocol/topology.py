@@ -47,7 +47,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import TypeVar
 
-from gossipnet.protocol.degreepool import DegreePool
+from gossipnet.protocol.degreepool import POOLS, DegreePool
 
 Node = TypeVar("Node", bound=Hashable)
 
@@ -96,7 +96,7 @@ def preferential_choice(degrees: Mapping[Node, int], count: int, rng: random.Ran
         pool = sorted(degrees)
         rng.shuffle(pool)
         return pool
-    if isinstance(degrees, DegreePool):
+    if isinstance(degrees, POOLS):
         total, locate = degrees.total_weight(), degrees.find_weight
     else:
         ordered = sorted(degrees)
@@ -117,7 +117,7 @@ def preferential_choice(degrees: Mapping[Node, int], count: int, rng: random.Ran
 
 def uniform_choice(degrees: Mapping[Node, int], count: int, rng: random.Random) -> list[Node]:
     """``count`` distinct nodes, uniformly (from a :class:`DegreePool`, as from ``dict(degrees)``)."""
-    pool = degrees.members() if isinstance(degrees, DegreePool) else sorted(degrees)
+    pool = degrees.members() if isinstance(degrees, POOLS) else sorted(degrees)
     return rng.sample(pool, min(count, len(pool)))
 
 
@@ -218,6 +218,16 @@ def anchor_candidates(listed: Iterable[Node], own: Node) -> Iterator[Node]:
     if isinstance(listed, DegreePool):
         return itertools.takewhile(lambda node: node < own, map(listed.kth, range(len(listed))))
     return iter(sorted(node for node in set(listed) if node < own))
+
+
+def known_full(listed: Mapping[Node, int], limit: int) -> set[Node]:
+    """The listed peers at the link ``limit`` (they would refuse a link), while some listed peer has room.
+
+    Joins and repair leave them out of their picks; when every listed peer
+    is full there is nothing better, and none is left out.
+    """
+    full = {node for node, degree in listed.items() if degree >= limit}
+    return full if len(full) < len(listed) else set()
 
 
 def repair_short(seed_lists: Sequence[Mapping[Node, int]] | Sequence[Iterable[Node]], target: int,
