@@ -100,6 +100,13 @@ SEED_HELD_CONNECTIONS = 800
 # removal notice, a newcomer).
 SEED_MAX_CONNECTIONS = SEED_HELD_CONNECTIONS + MAX_CONNECTIONS
 
+# Connections a peer serves beyond MAX_CONNECTIONS, its link limit: a peer
+# with MAX_CONNECTIONS links still answers a dial (FULL, naming its
+# neighbours, so the dialler links to one of them: PROTOCOL.md, Repair) and
+# its seeds' liveness checks, instead of a bare "busy".  32 covers the dials
+# and probes one peer sees at once.
+PEER_EXTRA_CONNECTIONS = 32
+
 # Links a seed records for one reporting peer.  A peer cannot serve more
 # connections than MAX_CONNECTIONS, so more claims are lies that would only
 # inflate degrees and the seed's memory.

@@ -45,6 +45,7 @@ from collections.abc import Callable
 
 from gossipnet.config import (
     CONNECT_TIMEOUT,
+    MAX_CONNECTIONS,
     REGISTER_ATTEMPTS,
     REGISTER_BACKOFF,
     REGISTER_TIMEOUT,
@@ -114,6 +115,8 @@ class Peer(Linking, Gossiping, Repairing):
         self._join_lists: dict[Address, set[Address]] = {}
         self._repair_wanted = threading.Event()
         self._repair_reasons: list[str] = []  # why, since the last round (a few)
+        # The neighbours a full peer named when it refused this peer's dial (peerlinks.py), by that peer.
+        self.referrals: dict[Address, tuple[Address, ...]] = {}
         # This peer's key pair; None runs the report's plain format.
         self.identity = identity if identity is not None or not settings.auth else auth.Identity()
         # Other peers' keys as the seeds bound them, and the gossip waiting for one (keywait.py).
@@ -225,7 +228,9 @@ class Peer(Linking, Gossiping, Repairing):
         """Open links as topology.py chooses, replacing peers that cannot be reached."""
         seed_lists = list(lists.values())
         target = self.target = topology.join_target(self.settings.degree_model, self.rng)
-        unreachable: set[Address] = set()
+        # Peers listed at the link limit would refuse: left out while a listed peer has room.
+        unreachable = topology.known_full({peer: degree for peers in seed_lists for peer, degree in peers.items()},
+                                          MAX_CONNECTIONS)
         while not self.stopped.is_set():
             linked = self.link_table.neighbours()
             picks = topology.next_neighbours(seed_lists, self.settings.degree_model, target, self.rng,

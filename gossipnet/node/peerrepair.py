@@ -85,7 +85,8 @@ class Repairing:
             if not dials:
                 break
             for peer in dials:
-                plan.dialled(peer, self._link_to(peer))
+                outcome = self._link_to(peer)
+                plan.dialled(peer, outcome, self.referrals.pop(peer, ()))
         return {"reason": reason, "degree": len(plan.links), "before": before, "target": self.target,
                 "seeds": len(lists), "rejoined": len(rejoined), "opened": len(plan.opened), "anchor": plan.anchor,
                 "complete": plan.complete, "changed": bool(plan.opened or rejoined)}
