@@ -281,17 +281,7 @@ class AddressPool(Mapping):
         slot, degrees = self._slot, self._pool._degrees
         return {node: degrees[slot[node]] for node in nodes}
 
-    @contextlib.contextmanager
-    def excluding(self, nodes: Iterable[object]) -> Iterator[AddressPool]:
-        """As DegreePool.excluding: the pool without those of ``nodes`` that are members, for the block."""
-        removed = {node: self[node] for node in nodes if node in self}
-        for node in removed:
-            self.remove(node)
-        try:
-            yield self
-        finally:
-            for node, degree in removed.items():
-                self.add(node, degree)
+    excluding = DegreePool.excluding  # the same: remove, yield, put back
 
     def _grow(self) -> None:
         old = self._pool

@@ -189,11 +189,14 @@ def next_neighbours(
 #
 # 1. Anchor.  It links to the smallest live address the seeds list (trying
 #    the listed peers smaller than itself in order, skipping those that
-#    refuse).  Before the loss the overlay was connected, so every part it
-#    falls into holds a peer that lost a link; all of them link to the same
-#    anchor, so the parts join again.  Any majority of the seeds lists the
-#    anchor (it registered with a majority, and two majorities intersect), so
-#    every repairing peer finds the same one.
+#    refuse), or, when that peer is at its link limit and answers FULL, to
+#    one of the neighbours it names, which lies in its part.  Before the loss
+#    the overlay was connected, so every part it falls into holds a peer that
+#    lost a link; all of them reach the same anchor's part, so the parts join
+#    again, and no peer passes the link limit on the anchor's account.  Any
+#    majority of the seeds lists the anchor (it registered with a majority,
+#    and two majorities intersect; a sampled reply names the smallest
+#    addresses, handout.py), so every repairing peer finds the same one.
 # 2. Cover and fill, by next_neighbours: a link into each list it holds (the
 #    lists its registrations returned, less the peers that left since, which
 #    restores the join argument's link to an earlier peer; and the seeds'
