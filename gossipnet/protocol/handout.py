@@ -88,11 +88,9 @@ def _uniform(members: Sequence[Node], count: int, rng: random.Random, excluded: 
     if 2 * (len(excluded) + count) > len(members):  # few to spare: a pass costs less than rejections
         return rng.sample(eligible := [node for node in members if node not in excluded], min(count, len(eligible)))
     chosen: dict[Node, None] = {}
-    size, draw = len(members), rng.random
     while len(chosen) < count:  # each draw is kept with probability over a half
-        node = members[int(draw() * size)]
-        if node not in excluded:
-            chosen[node] = None
+        chosen.update(dict.fromkeys(node for node in rng.choices(members, k=count - len(chosen))
+                                    if node not in excluded))
     return list(chosen)
 
 

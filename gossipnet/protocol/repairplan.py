@@ -261,5 +261,6 @@ def referrals(degrees: Mapping[Node, int | None], limit: int, rng: random.Random
     # A random key each, sorted: a shuffle within each group for one C-level sort (a full
     # peer of the simulator names 256 neighbours at every refusal).
     draw = rng.random
-    return sorted(degrees, key=lambda node: (1 if (degree := degrees[node]) is None else 0 if degree < limit else 2,
-                                             draw()))
+    keyed = [(1 if degree is None else 0 if degree < limit else 2, draw(), node) for node, degree in degrees.items()]
+    keyed.sort()  # the node decides only between equal draws (addresses and ints compare)
+    return [node for _, _, node in keyed]

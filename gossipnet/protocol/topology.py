@@ -41,6 +41,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
+import operator
 import random
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
@@ -100,7 +101,9 @@ def preferential_choice(degrees: Mapping[Node, int], count: int, rng: random.Ran
         total, locate = degrees.total_weight(), degrees.find_weight
     else:
         ordered = sorted(degrees)
-        cumulative = list(itertools.accumulate(degrees[node] + 1 for node in ordered))
+        # Running totals of degree + 1: of the degrees, plus the count so far (all in C).
+        cumulative = list(map(operator.add, itertools.accumulate(map(degrees.__getitem__, ordered)),
+                              range(1, len(ordered) + 1)))
         total = cumulative[-1]
 
         def locate(r: float) -> Node:
@@ -150,10 +153,11 @@ def next_neighbours(
     excluded = linked | unreachable
     if union is None:
         union = {}
+        get = union.get
         for peer_list in seed_lists:
             for node, degree in peer_list.items():
-                if node not in excluded:
-                    union[node] = max(degree, union.get(node, 0))
+                if degree > get(node, -1) and node not in excluded:
+                    union[node] = degree
     elif not isinstance(union, DegreePool):
         union = {node: degree for node, degree in union.items() if node not in excluded}
     pick = preferential_choice if model == PREFERENTIAL else uniform_choice
