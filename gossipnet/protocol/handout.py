@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from array import array
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import TypeVar
@@ -60,8 +61,9 @@ def hand_out(listed: Mapping[Node, int], rng: random.Random, *, full: Iterable[N
     if others <= sample:
         return {node: listed[node] for node in _ascending(listed) if node != requester}
     smallest = list(itertools.islice((node for node in _ascending(listed) if node != requester), anchors))
-    excluded = {node for node in full if node in listed} - {requester}
-    if others - len(excluded) <= 0:
+    excluded = set(full)  # those not listed change nothing below
+    excluded.discard(requester)
+    if len(excluded) >= others and sum(node in listed for node in excluded) >= others:
         excluded = set()  # every listed peer is full: they are all there is
     excluded.update(smallest)
     if requester is not None:
@@ -89,8 +91,12 @@ def _uniform(members: Sequence[Node], count: int, rng: random.Random, excluded: 
         return rng.sample(eligible := [node for node in members if node not in excluded], min(count, len(eligible)))
     chosen: dict[Node, None] = {}
     while len(chosen) < count:  # each draw is kept with probability over a half
-        chosen.update(dict.fromkeys(node for node in rng.choices(members, k=count - len(chosen))
-                                    if node not in excluded))
+        wanted = count - len(chosen)
+        # One 64-bit word per draw, reduced mod the size (a bias below size / 2^64), all in C:
+        # a seed draws a sample for every registration.
+        words = array("Q", rng.getrandbits(64 * wanted).to_bytes(8 * wanted, "little"))
+        drawn = map(members.__getitem__, map(len(members).__rmod__, words))
+        chosen.update(dict.fromkeys(itertools.filterfalse(excluded.__contains__, drawn)))
     return list(chosen)
 
 

@@ -196,7 +196,9 @@ class RepairRound(Generic[Node]):
                     self._joining, self._part = peer, {peer}
                 fresh = [node for node in neighbours if node not in self._part]
                 self._part.update(fresh)
-                self._referred += sorted(fresh, key=lambda node: node in self.full)
+                full = self.full
+                self._referred += [node for node in fresh if node not in full]
+                self._referred += [node for node in fresh if node in full]
             elif outcome == UNREACHABLE and self._joining is None:
                 # A smaller peer that cannot be reached yet may be alive (hung, or across a
                 # partition): the anchor is not settled.  One that refused is skipped by all.
