@@ -64,7 +64,7 @@ from gossipnet.node.peerlinks import Linking
 from gossipnet.node.peerrepair import Repairing
 from gossipnet.node.seedlink import SeedLink
 from gossipnet.node.transport import NodeServer, NodeStartError, describe
-from gossipnet.protocol import auth, liveness, topology
+from gossipnet.protocol import auth, handout, liveness, topology
 from gossipnet.protocol.messagelist import MessageList
 from gossipnet.protocol.wire import (
     NOT_LISTED,
@@ -139,7 +139,7 @@ class Peer(Linking, Gossiping, Repairing):
         """Register, link to neighbours, then start gossip and liveness checks."""
         lists = self.register()
         with self._lock:
-            self._join_lists = {seed: set(peers) for seed, peers in lists.items()}
+            self._join_lists = {seed: set(handout.drawable(peers)) for seed, peers in lists.items()}
         self._start(self._seed_report_loop, "seed reports")
         if self.identity is not None:
             self._start(self._key_lookup_loop, "key lookup")
@@ -226,7 +226,7 @@ class Peer(Linking, Gossiping, Repairing):
 
     def connect(self, lists: dict[Address, dict[Address, int]]) -> None:
         """Open links as topology.py chooses, replacing peers that cannot be reached."""
-        seed_lists = list(lists.values())
+        seed_lists = [handout.drawable(peers) for peers in lists.values()]  # a sample's anchors are for repair
         target = self.target = topology.join_target(self.settings.degree_model, self.rng)
         # Peers listed at the link limit would refuse: left out while a listed peer has room.
         unreachable = topology.known_full({peer: degree for peers in seed_lists for peer, degree in peers.items()},

@@ -85,6 +85,20 @@ def is_sample(reply: Iterable[Node] | Mapping[Node, int]) -> bool:
     return len(reply) > PEER_SAMPLE
 
 
+def drawable(reply: Mapping[Node, int]) -> dict[Node, int]:
+    """The peers of a reply that a peer draws links from by its degree model: a sample's without its anchors.
+
+    A sampled reply always names the ``ANCHOR_CANDIDATES`` smallest listed
+    addresses, its own smallest; drawn from like the sampled peers, those
+    (the oldest peers, hubs) would be linked far beyond the model.  They
+    are there for repair's anchor (repairplan.RepairRound), not for picks.
+    """
+    if not is_sample(reply):
+        return dict(reply)
+    anchors = set(sorted(reply)[:ANCHOR_CANDIDATES])
+    return {node: degree for node, degree in reply.items() if node not in anchors}
+
+
 def _uniform(members: Sequence[Node], count: int, rng: random.Random, excluded: AbstractSet[Node]) -> list[Node]:
     """``count`` distinct members not in ``excluded``, uniformly (all of them if there are no more)."""
     if 2 * (len(excluded) + count) > len(members):  # few to spare: a pass costs less than rejections

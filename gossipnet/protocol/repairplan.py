@@ -115,7 +115,12 @@ class RepairRound(Generic[Node]):
         self.seed_lists: list[Mapping[Node, int]] = [*cover_lists,
                                                      *(peers for peers in lists
                                                        if isinstance(peers, POOLS) or not handout.is_sample(peers))]
-        self._pick_union: Mapping[Node, int] | None = union if self._union is None else self._union
+        self._pick_union: Mapping[Node, int] = self._union if self._union is not None else {}
+        if self._union is None:  # fill draws by the model: from the lists less the anchors of samples
+            for peer_list in lists:
+                for peer, degree in handout.drawable(peer_list).items():
+                    if peer not in self.unlisted and degree >= self._pick_union.get(peer, 0):
+                        self._pick_union[peer] = degree
         self._candidates = topology.anchor_candidates(union, own)  # lazily: a walk that stops early
         # Listed at the link limit: no pick of cover or fill (a pool is not scanned).
         self.full: set[Node] = set() if isinstance(union, POOLS) else topology.known_full(union, max_links)

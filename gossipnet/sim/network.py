@@ -41,7 +41,7 @@ import numpy as np
 from gossipnet.config import MAX_CONNECTIONS, majority
 from gossipnet.protocol import deadnode, topology
 from gossipnet.protocol.degreepool import DegreePool
-from gossipnet.protocol.handout import hand_out
+from gossipnet.protocol.handout import drawable, hand_out
 from gossipnet.protocol.liveness import LivenessTracker
 from gossipnet.protocol.messagelist import MessageList
 from gossipnet.protocol.peertable import PeerRecord, PeerTable
@@ -258,7 +258,7 @@ class Network:
         """
         need = majority(len(self.seed_names))
         chosen = [self.seeds[name] for name in self.rng.sample(self.seed_names, len(self.seed_names))[:need]]
-        lists = [seed.hand_out(peer) for seed in chosen]  # as they stood before this registration
+        lists = [drawable(seed.hand_out(peer)) for seed in chosen]  # as they stood before this registration
         target = topology.join_target(self.model, self.rng)
         self.targets[peer] = min(target, 255)
         linked: list[int] = []

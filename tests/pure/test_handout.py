@@ -7,7 +7,7 @@ import pytest
 
 from gossipnet.config import ANCHOR_CANDIDATES, MAX_CONNECTIONS, PEER_SAMPLE
 from gossipnet.protocol.degreepool import AddressPool, DegreePool
-from gossipnet.protocol.handout import hand_out, is_sample
+from gossipnet.protocol.handout import drawable, hand_out, is_sample
 from gossipnet.protocol.peertable import PeerTable
 from gossipnet.protocol.repairplan import REFUSED, RepairRound, referrals
 from gossipnet.protocol.wire import MAX_LINE_BYTES, Address, PeerList, encode
@@ -168,3 +168,12 @@ def test_fill_skips_listed_full_peers_while_one_has_room():
     for seed in range(30):
         plan = RepairRound(50, lists, [], 1, "preferential", random.Random(seed))
         assert plan.next_dials() == [80]
+
+
+def test_a_newcomer_draws_from_a_sample_without_its_anchors_but_from_a_whole_list_whole():
+    whole = {peer: 1 for peer in range(PEER_SAMPLE)}
+    assert drawable(whole) == whole
+    degrees = {peer: (250 if peer < ANCHOR_CANDIDATES else 1) for peer in range(5000)}
+    reply = hand_out(degrees, random.Random(13))
+    drawn = drawable(reply)
+    assert set(drawn) == set(reply) - set(range(ANCHOR_CANDIDATES)) and len(drawn) == PEER_SAMPLE
