@@ -54,7 +54,9 @@ class Linking:
 
     def dial(self, neighbour: Address) -> bool:
         """Open a link to ``neighbour``; True if a link to it exists afterwards."""
-        return self._link_to(neighbour) == LINKED
+        outcome = self._link_to(neighbour)
+        self.referrals.pop(neighbour, None)  # only a repair round follows them (peerrepair.py)
+        return outcome == LINKED
 
     def _link_to(self, neighbour: Address) -> str:
         """Open a link to ``neighbour``: LINKED (a link exists afterwards), REFUSED or UNREACHABLE."""
