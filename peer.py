@@ -21,6 +21,8 @@ import sys
 
 from gossipnet import console
 from gossipnet.config import (
+    MAX_CONNECTIONS,
+    PEER_EXTRA_CONNECTIONS,
     ConfigError,
     add_peer_arguments,
     listen_address,
@@ -50,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"peer: error: {exc}\n")
     if uses_icmp(settings.liveness) and (why := ping_unavailable()):
         parser.exit(2, f"peer: error: {why}\n")
-    server, log = transport.open_node(parser, "peer", ip, port, args.log, args.quiet)
+    server, log = transport.open_node(parser, "peer", ip, port, args.log, args.quiet,
+                                      MAX_CONNECTIONS + PEER_EXTRA_CONNECTIONS)
     peer = Peer(server, log, seeds, settings, random.Random(args.rng_seed))
     log.event(logformat.STARTED, listen=peer.address, pid=os.getpid(), seeds=len(seeds),
               gossip_interval=settings.gossip_interval, gossip_count=settings.gossip_count,

@@ -74,16 +74,44 @@ LEAVE_TIMEOUT = 2.0
 # connect and a reply, each up to the probe timeout), so this outlasts two.
 REGISTER_TIMEOUT = 10.0
 
-# Peers a seed holds in its Peer List.  The list travels as one line, and
-# at ~75 bytes a peer (address, degree and key) 800 fit well under
-# MAX_LINE_BYTES; past this, registrations are refused as busy.
-MAX_PEERS = 800
+# Peers a seed holds in its Peer List: a bound on its memory (a few hundred
+# bytes a peer: its record, links, claims and keys; about 0.3 GB at this
+# size), not on any line, since a reply carries at most PEER_SAMPLE of them.
+# Past this, registrations are refused as busy.
+MAX_PEERS = 500_000
 
-# Connections a seed serves at once: every peer it lists holds one (its seed
-# connection, see SEED_KEEPALIVE_MAX), and MAX_CONNECTIONS more serve
-# one-off requests (a dead-node report to a seed the reporter did not
-# register with, a removal notice, a newcomer).
-SEED_MAX_CONNECTIONS = MAX_PEERS + MAX_CONNECTIONS
+# Peers a seed's reply to REGISTER or GET_PEERS names, besides its anchor
+# candidates (protocol/handout.py): while the Peer List holds at most this
+# many, the reply is the whole list, as in the report; past it, a random
+# sample of this many, drawn by the degree model.  Bitcoin's addr replies
+# stop at 1,000 addresses and gossipsub's peer exchange at 16; 64 names far
+# more peers than a newcomer links to (2, or ~25 under the report's law)
+# while the reply stays ~5 KB, under a tenth of MAX_LINE_BYTES even with keys.
+PEER_SAMPLE = 64
+
+# The smallest listed addresses a seed adds to every sampled reply, so that
+# every repairing peer finds the same anchor (topology.py, Repair): the first
+# is the anchor while it lives; the others stand in while a seed has not yet
+# removed a dead one.
+ANCHOR_CANDIDATES = 8
+
+# Seed connections a seed holds at once: every peer it lists keeps one open
+# (SEED_KEEPALIVE_MAX), and each costs the seed a thread.  Threads, not the
+# Peer List, bound how many live peers one seed serves (docs/LIMITS.md).
+SEED_HELD_CONNECTIONS = 800
+
+# Connections a seed serves at once: the seed connections it holds
+# (SEED_HELD_CONNECTIONS), and MAX_CONNECTIONS more serve one-off requests
+# (a dead-node report to a seed the reporter did not register with, a
+# removal notice, a newcomer).
+SEED_MAX_CONNECTIONS = SEED_HELD_CONNECTIONS + MAX_CONNECTIONS
+
+# Connections a peer serves beyond MAX_CONNECTIONS, its link limit: a peer
+# with MAX_CONNECTIONS links still answers a dial (FULL, naming its
+# neighbours, so the dialler links to one of them: PROTOCOL.md, Repair) and
+# its seeds' liveness checks, instead of a bare "busy".  32 covers the dials
+# and probes one peer sees at once.
+PEER_EXTRA_CONNECTIONS = 32
 
 # Links a seed records for one reporting peer.  A peer cannot serve more
 # connections than MAX_CONNECTIONS, so more claims are lies that would only

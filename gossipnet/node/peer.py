@@ -46,6 +46,7 @@ from collections.abc import Callable
 from gossipnet.config import (
     CONNECT_TIMEOUT,
     LEAVE_TIMEOUT,
+    MAX_CONNECTIONS,
     REGISTER_ATTEMPTS,
     REGISTER_BACKOFF,
     REGISTER_TIMEOUT,
@@ -64,7 +65,7 @@ from gossipnet.node.peerlinks import Linking
 from gossipnet.node.peerrepair import Repairing
 from gossipnet.node.seedlink import SeedLink
 from gossipnet.node.transport import NodeServer, NodeStartError, describe
-from gossipnet.protocol import auth, liveness, topology
+from gossipnet.protocol import auth, handout, liveness, topology
 from gossipnet.protocol.messagelist import MessageList
 from gossipnet.protocol.wire import (
     NOT_LISTED,
@@ -118,6 +119,8 @@ class Peer(Linking, Gossiping, Repairing):
         self._join_lists: dict[Address, set[Address]] = {}
         self._repair_wanted = threading.Event()
         self._repair_reasons: list[str] = []  # why, since the last round (a few)
+        # The neighbours a full peer named when it refused this peer's dial (peerlinks.py), by that peer.
+        self.referrals: dict[Address, tuple[Address, ...]] = {}
         # This peer's key pair; None runs the report's plain format.
         self.identity = identity if identity is not None or not settings.auth else auth.Identity()
         # Other peers' keys as the seeds bound them, and the gossip waiting for one (keywait.py).
@@ -140,7 +143,7 @@ class Peer(Linking, Gossiping, Repairing):
         """Register, link to neighbours, then start gossip and liveness checks."""
         lists = self.register()
         with self._lock:
-            self._join_lists = {seed: set(peers) for seed, peers in lists.items()}
+            self._join_lists = {seed: set(handout.drawable(peers)) for seed, peers in lists.items()}
         self._start(self._seed_report_loop, "seed reports")
         if self.identity is not None:
             self._start(self._key_lookup_loop, "key lookup")
@@ -232,9 +235,11 @@ class Peer(Linking, Gossiping, Repairing):
 
     def connect(self, lists: dict[Address, dict[Address, int]]) -> None:
         """Open links as topology.py chooses, replacing peers that cannot be reached."""
-        seed_lists = list(lists.values())
+        seed_lists = [handout.drawable(peers) for peers in lists.values()]  # a sample's anchors are for repair
         target = self.target = topology.join_target(self.settings.degree_model, self.rng)
-        unreachable: set[Address] = set()
+        # Peers listed at the link limit would refuse: left out while a listed peer has room.
+        unreachable = topology.known_full({peer: degree for peers in seed_lists for peer, degree in peers.items()},
+                                          MAX_CONNECTIONS)
         while not self.stopped.is_set():
             linked = self.link_table.neighbours()
             picks = topology.next_neighbours(seed_lists, self.settings.degree_model, target, self.rng,

@@ -1,8 +1,10 @@
 """Links to neighbours: dialling, the link handshake, serving a link, redial.
 
 A link is one TCP connection used both ways (link.py).  Either end may dial:
-it sends HELLO and the other answers HELLO, or ERROR when it is already
-linked.  When both ends dial at once, the link the smaller address opened is
+it sends HELLO and the other answers HELLO, ERROR when it is already
+linked, or FULL at its link limit (MAX_CONNECTIONS links), naming its
+neighbours for the dialler to try instead (``referrals``, read by repair).
+When both ends dial at once, the link the smaller address opened is
 kept.  When a link opens, each side replays its Message List (ML) to the
 other, so a peer that joins late still receives every message created
 before it arrived; the ML drops what a peer already has.  An incoming
@@ -25,15 +27,16 @@ under the peer's lock (``_lock``), ...  Not here: whom to link to
 
 from __future__ import annotations
 
-from gossipnet.config import HANDSHAKE_TIMEOUT, SEED_IDLE_TIMEOUT
+from gossipnet.config import HANDSHAKE_TIMEOUT, MAX_CONNECTIONS, SEED_IDLE_TIMEOUT
 from gossipnet.logs import logformat
 from gossipnet.node import transport
 from gossipnet.node.link import Link
 from gossipnet.node.transport import Connection, describe
-from gossipnet.protocol.repairplan import LINKED, REFUSED, UNREACHABLE  # how a dial ended: repair rounds read it
+from gossipnet.protocol.repairplan import LINKED, REFUSED, UNREACHABLE, referrals  # how a dial ended: repair reads it
 from gossipnet.protocol.wire import (
     Address,
     Error,
+    Full,
     GossipMessage,
     Hello,
     LinkReport,
@@ -51,7 +54,9 @@ class Linking:
 
     def dial(self, neighbour: Address) -> bool:
         """Open a link to ``neighbour``; True if a link to it exists afterwards."""
-        return self._link_to(neighbour) == LINKED
+        outcome = self._link_to(neighbour)
+        self.referrals.pop(neighbour, None)  # only a repair round follows them (peerrepair.py)
+        return outcome == LINKED
 
     def _link_to(self, neighbour: Address) -> str:
         """Open a link to ``neighbour``: LINKED (a link exists afterwards), REFUSED or UNREACHABLE."""
@@ -72,6 +77,9 @@ class Linking:
             reply, outcome = Error(describe(exc)), UNREACHABLE
         except ProtocolError as exc:
             reply = Error(describe(exc))
+        if isinstance(reply, Full) and reply.peer == neighbour:
+            self.referrals[neighbour] = reply.neighbours  # for the repair round that dialled (peerrepair.py)
+            reply = Error(f"full, naming {len(reply.neighbours)} neighbours")
         if isinstance(reply, Hello) and reply.peer == neighbour:
             link = self._open_link(neighbour, conn, initiator=True)
             if link is not None:
@@ -116,6 +124,11 @@ class Linking:
         conn.remote = str(neighbour)
         if neighbour == self.address:
             raise ProtocolError("HELLO names this peer itself")
+        working = self.link_table.working()
+        if len(working) >= MAX_CONNECTIONS and neighbour not in working:
+            # Their degrees are not known here: referrals shuffles them, spreading the diallers.
+            conn.send(Full(self.address, tuple(referrals(dict.fromkeys(working), MAX_CONNECTIONS, self.rng))))
+            return
         link = self._open_link(neighbour, conn, initiator=False)
         if link is None:
             conn.send(Error("stopping" if self.stopped.is_set() else "already linked"))

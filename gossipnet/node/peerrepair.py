@@ -23,7 +23,7 @@ import time
 
 from gossipnet.config import CONNECT_TIMEOUT, REPAIR_BACKOFF_CAP, majority
 from gossipnet.logs import logformat
-from gossipnet.protocol import topology
+from gossipnet.protocol import handout, topology
 from gossipnet.protocol.repairplan import RepairRound
 from gossipnet.protocol.wire import Address, LinkReport, PeerList, PeerListRequest, ProtocolError
 
@@ -85,7 +85,8 @@ class Repairing:
             if not dials:
                 break
             for peer in dials:
-                plan.dialled(peer, self._link_to(peer))
+                outcome = self._link_to(peer)
+                plan.dialled(peer, outcome, self.referrals.pop(peer, ()))
         return {"reason": reason, "degree": len(plan.links), "before": before, "target": self.target,
                 "seeds": len(lists), "rejoined": len(rejoined), "opened": len(plan.opened), "anchor": plan.anchor,
                 "complete": plan.complete, "changed": bool(plan.opened or rejoined)}
@@ -132,7 +133,7 @@ class Repairing:
                 rejoined.append(seed)
                 self.log.event(logformat.REJOINED, seed=seed, again="yes" if seed in registered else "no")
                 with self._lock:
-                    self._join_lists[seed] = set(peers)
+                    self._join_lists[seed] = set(handout.drawable(peers))
                     if seed not in self.registered_seeds:
                         self.registered_seeds.append(seed)
             lists[seed] = peers

@@ -8,6 +8,7 @@ Real peers pass plain dicts and never touch this module's trees.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -43,6 +44,9 @@ class DegreePool(Mapping[int, int]):
         self._top = 1 << (capacity.bit_length() - 1) if capacity else 0  # largest power of two <= capacity
         self._count = 0
         self._total = 0
+        # The members in no order, and where each is in it: uniform draws in O(1) (handout.py).
+        self._bag: list[int] = []
+        self._bag_at = [0] * capacity
 
     def __repr__(self) -> str:
         return f"DegreePool({self.capacity}, {dict(self)!r})"
@@ -72,12 +76,18 @@ class DegreePool(Mapping[int, int]):
         self._present[node] = 1
         self._degrees[node] = degree
         self._shift(node, degree + 1, 1)
+        self._bag_at[node] = len(self._bag)
+        self._bag.append(node)
 
     def remove(self, node: int) -> int:
         """Take ``node`` out of the pool; returns its degree."""
         degree = self[node]
         self._present[node] = 0
         self._shift(node, -(degree + 1), -1)
+        last = self._bag.pop()
+        if last != node:
+            self._bag[self._bag_at[node]] = last
+            self._bag_at[last] = self._bag_at[node]
         return degree
 
     def set_degree(self, node: int, degree: int) -> None:
@@ -150,6 +160,15 @@ class DegreePool(Mapping[int, int]):
         """The members in ascending order as a Sequence, without a copy: what ``rng.sample`` takes."""
         return _Members(self)
 
+    def degrees_of(self, nodes: Iterable[int]) -> dict[int, int]:
+        """Members of ``nodes`` with their degrees, without a check each (handout.py's reply)."""
+        degrees = self._degrees
+        return {node: degrees[node] for node in nodes}
+
+    def unordered(self) -> Sequence[int]:
+        """The members in no particular order, indexed in O(1) (the list itself: do not change it)."""
+        return self._bag
+
     @contextlib.contextmanager
     def excluding(self, nodes: Iterable[object]) -> Iterator[DegreePool]:
         """The pool without those of ``nodes`` that are members, for the ``with`` block.
@@ -185,3 +204,92 @@ class _Members(Sequence[int]):
 
     def __contains__(self, node: object) -> bool:
         return node in self._pool
+
+
+class AddressPool(Mapping):
+    """Any sortable peers (a real seed's addresses) with their degrees: a :class:`DegreePool` over slots.
+
+    What a real seed's Peer List needs to hand out a sample at 100,000 peers
+    and more without a pass over the list (handout.py): weighted draws in
+    O(log N) (:meth:`total_weight`, :meth:`find_weight`), uniform ones by
+    rank (:meth:`members`), and the peers in ascending order (iteration), each
+    in O(log N) or less.  Each peer holds a slot of a DegreePool (slots are
+    reused, and the pool doubles when full); a sorted list of the peers gives
+    their order, at O(N) memmove per change, which is C-fast up to millions.
+    Weighted draws walk the slots, not the sorted order: the same law as
+    topology.preferential_choice over a dict, though not the same picks.
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._pool = DegreePool(max(capacity, 1))
+        self._slot: dict = {}
+        self._at: list = [None] * self._pool.capacity
+        self._free: list[int] = []
+        self._sorted: list = []
+
+    def __getitem__(self, node) -> int:
+        return self._pool[self._slot[node]]
+
+    def __contains__(self, node: object) -> bool:
+        return node in self._slot
+
+    def __iter__(self) -> Iterator:
+        return iter(self._sorted)
+
+    def __len__(self) -> int:
+        return len(self._slot)
+
+    def add(self, node, degree: int = 0) -> None:
+        if node in self._slot:
+            raise ValueError(f"{node!r} is a member already")
+        if not self._free and len(self._slot) == self._pool.capacity:
+            self._grow()
+        slot = self._free.pop() if self._free else len(self._slot)
+        self._pool.add(slot, degree)
+        self._slot[node], self._at[slot] = slot, node
+        bisect.insort(self._sorted, node)
+
+    def remove(self, node) -> int:
+        slot = self._slot.pop(node)
+        self._at[slot] = None
+        self._free.append(slot)
+        del self._sorted[bisect.bisect_left(self._sorted, node)]
+        return self._pool.remove(slot)
+
+    def set_degree(self, node, degree: int) -> None:
+        self._pool.set_degree(self._slot[node], degree)
+
+    def total_weight(self) -> int:
+        return self._pool.total_weight()
+
+    def find_weight(self, r: float):
+        """The member whose slot's running total of weight first exceeds ``r`` (DegreePool.find_weight)."""
+        return self._at[self._pool.find_weight(r)]
+
+    def kth(self, k: int):
+        """The member with ``k`` members below it, in the peers' own order."""
+        return self._sorted[k]
+
+    def members(self) -> Sequence:
+        """The members in ascending order: what ``rng.sample`` takes (the list itself, not a copy)."""
+        return self._sorted
+
+    unordered = members  # indexed in O(1) already
+
+    def degrees_of(self, nodes: Iterable) -> dict:
+        """Members of ``nodes`` with their degrees."""
+        slot, degrees = self._slot, self._pool._degrees
+        return {node: degrees[slot[node]] for node in nodes}
+
+    excluding = DegreePool.excluding  # the same: remove, yield, put back
+
+    def _grow(self) -> None:
+        old = self._pool
+        self._pool = DegreePool(2 * old.capacity)
+        for slot in old:
+            self._pool.add(slot, old[slot])
+        self._at.extend([None] * old.capacity)
+
+
+# Pools topology.py's choices draw from without a pass over the members.
+POOLS = (DegreePool, AddressPool)

@@ -18,10 +18,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from random import Random
 from typing import Protocol
 
-from gossipnet.config import MAX_LINKS_PER_PEER, MAX_PEERS
+from gossipnet.config import MAX_CONNECTIONS, MAX_LINKS_PER_PEER, MAX_PEERS
 from gossipnet.protocol import deadnode
+from gossipnet.protocol.degreepool import AddressPool
+from gossipnet.protocol.handout import hand_out
 from gossipnet.protocol.wire import KEY_HISTORY, Address, DeadNodeReport, Keys, PeerList, ProtocolError
 
 
@@ -81,13 +84,22 @@ class PeerTable:
     ``lock`` guards every method: a real seed, whose handlers run on many
     threads, passes a ``threading.Lock``; the simulator, on one thread, needs none.
     ``journal`` is told of every change first (see :class:`Journal`).
+    Replies name the whole PL or a sample of it (handout.hand_out), drawn
+    with ``rng``; peers with ``full_at`` links or more are full.
     """
 
     def __init__(self, max_peers: int = MAX_PEERS, max_links: int = MAX_LINKS_PER_PEER,
-                 lock: AbstractContextManager | None = None, journal: Journal | None = None) -> None:
+                 lock: AbstractContextManager | None = None, journal: Journal | None = None,
+                 rng: Random | None = None, full_at: int = MAX_CONNECTIONS) -> None:
         # Bounds of a real seed's memory (config.py); a simulator lifts them.
         self.max_peers = max_peers
         self.max_links = max_links
+        self.rng = rng if rng is not None else Random()
+        self.full_at = full_at
+        # The PL's peers with their degrees, for samples drawn without a pass over the
+        # PL, and those of them at the link limit.
+        self._listing = AddressPool()
+        self._full: set[Address] = set()
         self._lock = lock if lock is not None else nullcontext()
         self._journal = journal
         # Peers restored from the journal that the seed has not checked yet: not in the PL.
@@ -133,7 +145,7 @@ class PeerTable:
             if self._journal is not None:
                 # The same process registering again keeps its links (below).
                 self._journal.registered(peer, known and not same, keys)
-            before = self._snapshot(exclude=peer)
+            before = self._reply(exclude=peer)
             if same:
                 record.holder, record.disconnected = holder, False
                 record.reports.clear()
@@ -144,13 +156,20 @@ class PeerTable:
                 self._restored.discard(peer)
             self._incarnations += 1
             self._peers[peer] = PeerRecord(peer, self._incarnations, holder=holder)
+            self._listed(peer)
             if keys is not None:
                 self._keys[peer] = list(keys)
             return before, len(self._peers), not listed
 
     def peer_list(self) -> PeerList:
+        """The reply to GET_PEERS: the PL, or a sample of it (handout.hand_out)."""
         with self._lock:
-            return self._snapshot()
+            return self._reply()
+
+    def all_peers(self) -> PeerList:
+        """The whole PL with degrees and keys (tests and tools; no reply carries it past PEER_SAMPLE)."""
+        with self._lock:
+            return self._snapshot({address: len(self._links.get(address, ())) for address in sorted(self._peers)})
 
     def key(self, peer: Address) -> str | None:
         """The key currently bound to ``peer``."""
@@ -177,6 +196,8 @@ class PeerTable:
                 return False
             self._links.setdefault(reporter, set()).add(neighbour)
             self._links.setdefault(neighbour, set()).add(reporter)
+            self._degree_changed(reporter)
+            self._degree_changed(neighbour)
             return True
 
     def get(self, peer: Address) -> PeerRecord | None:
@@ -253,6 +274,7 @@ class PeerTable:
             if self._journal is not None:
                 self._journal.removed(record.address)
             del self._peers[record.address]
+            self._unlisted(record.address)
             touched = self._drop_links(record.address)
             accused = [peer for peer in touched if peer in self._peers and self._accused(self._peers[peer])]
             return len(self._peers), accused
@@ -288,6 +310,7 @@ class PeerTable:
             self._restored.discard(peer)
             self._incarnations += 1
             self._peers[peer] = PeerRecord(peer, self._incarnations)
+            self._listed(peer)
             return len(self._peers)
 
     def drop_restored(self, peer: Address) -> bool:
@@ -306,15 +329,44 @@ class PeerTable:
         """Forget ``peer``'s links and claims; the peers whose claims named it."""
         self._claims.pop(peer, None)
         touched = []
-        for other in self._links.pop(peer, ()):
+        gone = self._links.pop(peer, ())
+        if gone:
+            self._degree_changed(peer)
+        for other in gone:
             self._links.get(other, set()).discard(peer)
+            self._degree_changed(other)
             claims = self._claims.get(other, set())
             if peer in claims:
                 claims.discard(peer)
                 touched.append(other)
         return touched
 
-    def _snapshot(self, exclude: Address | None = None) -> PeerList:
-        listed = [address for address in sorted(self._peers) if address != exclude]
-        return PeerList(tuple((address, len(self._links.get(address, ()))) for address in listed),
-                        {address: self._keys[address][-1] for address in listed if self._keys.get(address)})
+    # --- The listing replies are drawn from ------------------------------------------------
+
+    def _listed(self, peer: Address) -> None:
+        """``peer`` joined the PL (new, or a new incarnation)."""
+        if peer in self._listing:
+            self._listing.remove(peer)
+        self._listing.add(peer, 0)
+        self._degree_changed(peer)
+
+    def _unlisted(self, peer: Address) -> None:
+        self._listing.remove(peer)
+        self._full.discard(peer)
+
+    def _degree_changed(self, peer: Address) -> None:
+        if peer in self._listing:
+            degree = len(self._links.get(peer, ()))
+            self._listing.set_degree(peer, degree)
+            if degree >= self.full_at:
+                self._full.add(peer)
+            else:
+                self._full.discard(peer)
+
+    def _reply(self, exclude: Address | None = None) -> PeerList:
+        """The PL (in address order) or a sample of it, without ``exclude`` (handout.hand_out)."""
+        return self._snapshot(hand_out(self._listing, self.rng, full=self._full, requester=exclude))
+
+    def _snapshot(self, named: dict[Address, int]) -> PeerList:
+        keys = self._keys
+        return PeerList(tuple(named.items()), {address: keys[address][-1] for address in named if keys.get(address)})

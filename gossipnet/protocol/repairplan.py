@@ -21,13 +21,14 @@ import random
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Generic, TypeVar
 
-from gossipnet.config import REPAIR_DIALS
-from gossipnet.protocol import topology
+from gossipnet.config import MAX_CONNECTIONS, REPAIR_DIALS
+from gossipnet.protocol import handout, topology
+from gossipnet.protocol.degreepool import POOLS
 
 Node = TypeVar("Node", bound=Hashable)
 
 # How a dial ended (peerlinks.Linking._link_to, or a simulator's model).  REFUSED:
-# something answered and declined (an ERROR, or a close without a word): alive,
+# something answered and declined (an ERROR, FULL, or a close without a word): alive,
 # but not to be linked to now.  UNREACHABLE: no connection, or no answer in
 # time: dead, hung or cut off.
 LINKED, REFUSED, UNREACHABLE = "linked", "refused", "unreachable"
@@ -42,8 +43,16 @@ class RepairRound(Generic[Node]):
         plan = RepairRound(own, lists, links, target, model, rng)
         while dials := plan.next_dials():
             for peer in dials:
-                plan.dialled(peer, dial(peer))
+                plan.dialled(peer, dial(peer))  # a FULL refusal: dialled(peer, REFUSED, its neighbours)
         plan.complete, plan.anchor, plan.opened
+
+    The anchor is the smallest listed peer below ``own`` that answers
+    (topology.py, Repair).  One at its link limit refuses with FULL and
+    names its neighbours: the round then links to one of them instead, which
+    joins the anchor's part as surely, and spreads the load off the anchor.
+    It is settled at once when a link to one of them stands already.  Listed
+    peers at ``max_links`` (full by the lists' degrees) are left out of the
+    cover and fill picks while a listed peer has room.
 
     ``lists`` are the seeds' current lists (peer -> listed degree); ``own``
     may be in them (a simulator's are), but is never dialled nor counted.
@@ -81,6 +90,7 @@ class RepairRound(Generic[Node]):
         union: Mapping[Node, int] | None = None,
         unlisted: Iterable[Node] = (),
         dials: int = REPAIR_DIALS,
+        max_links: int = MAX_CONNECTIONS,
     ) -> None:
         self.own, self.target, self.model, self.rng = own, target, model, rng
         self.links: set[Node] = set(links)
@@ -100,8 +110,23 @@ class RepairRound(Generic[Node]):
                     union[peer] = max(degree, union.get(peer, 0))
         cover_lists = [{peer: union[peer] for peer in members if peer in union and peer not in self.unlisted}
                        for members in cover]
-        self.seed_lists: list[Mapping[Node, int]] = [*cover_lists, *lists]
+        # Covered: the join lists, and the current lists that are whole.  A sample's members
+        # change from one reply to the next: a link into each would be a new link each round.
+        self.seed_lists: list[Mapping[Node, int]] = [*cover_lists,
+                                                     *(peers for peers in lists
+                                                       if isinstance(peers, POOLS) or not handout.is_sample(peers))]
+        self._pick_union: Mapping[Node, int] = self._union if self._union is not None else {}
+        if self._union is None:  # fill draws by the model: from the lists less the anchors of samples
+            for peer_list in lists:
+                for peer, degree in handout.drawable(peer_list).items():
+                    if peer not in self.unlisted and degree >= self._pick_union.get(peer, 0):
+                        self._pick_union[peer] = degree
         self._candidates = topology.anchor_candidates(union, own)  # lazily: a walk that stops early
+        # Listed at the link limit: no pick of cover or fill (a pool is not scanned).
+        self.full: set[Node] = set() if isinstance(union, POOLS) else topology.known_full(union, max_links)
+        self._joining: Node | None = None  # a full anchor candidate, reached through its neighbours
+        self._part: set[Node] = set()  # ... it and the neighbours it named: one part of the overlay
+        self._referred: list[Node] = []  # ... those still to dial
         self._anchoring = True
         self._pending: set[Node] = set()  # dials handed out, outcomes not yet fed back
         self._trying: Node | None = None  # the anchor candidate being dialled
@@ -129,20 +154,29 @@ class RepairRound(Generic[Node]):
             if candidate is not None:
                 return self._hand_out([candidate])
         if self.dials:
+            skipped = {self.own} | self.unlisted | self.unreachable | self.refused
             picks = topology.next_neighbours(self.seed_lists, self.model, self.target, self.rng,
-                                             linked=self.links,
-                                             unreachable={self.own} | self.unlisted | self.unreachable | self.refused,
-                                             union=self._union)
+                                             linked=self.links, unreachable=skipped | self.full, union=self._pick_union)
+            if not picks and self.full:  # only full peers are left: try them after all
+                picks = topology.next_neighbours(self.seed_lists, self.model, self.target, self.rng,
+                                                 linked=self.links, unreachable=skipped, union=self._pick_union)
             if picks:
                 return self._hand_out(picks[:self.dials])
         self.done = True
         # The unlisted are in no list: only ``own`` may be in one and not count.
         self.short = self.short or topology.repair_short(self.seed_lists, self.target, self.links,
                                                          self.refused | {self.own})
+        if not self.short and len(self.links) < self.target and not isinstance(self._pick_union, POOLS):
+            # Samples are not covered, but a peer one of them names that might still link counts.
+            absent = self.links | self.refused | self.unlisted | {self.own}
+            self.short = any(peer not in absent for peer in self._pick_union)
         return []
 
-    def dialled(self, peer: Node, outcome: str) -> None:
-        """The outcome of a dial :meth:`next_dials` handed out: LINKED, REFUSED or UNREACHABLE."""
+    def dialled(self, peer: Node, outcome: str, neighbours: Iterable[Node] = ()) -> None:
+        """The outcome of a dial :meth:`next_dials` handed out: LINKED, REFUSED or UNREACHABLE.
+
+        ``neighbours``: with REFUSED, those a full peer named (wire.Full), in its order of preference.
+        """
         if outcome not in DIAL_OUTCOMES:
             raise ValueError(f"unknown dial outcome {outcome!r}; one of {DIAL_OUTCOMES}")
         if peer not in self._pending:
@@ -156,15 +190,31 @@ class RepairRound(Generic[Node]):
             (self.unreachable if outcome == UNREACHABLE else self.refused).add(peer)
         if peer == self._trying:
             self._trying = None
+            neighbours = [node for node in neighbours if node != self.own] if outcome == REFUSED else []
             if outcome == LINKED:
-                self.anchor, self._anchoring = peer, False
-            elif outcome == UNREACHABLE:
+                self.anchor = self._joining if self._joining is not None else peer
+                self._anchoring = False
+            elif neighbours:
+                # Full, and alive: its part is reached through a neighbour it named, as
+                # surely as through itself.  Those known full are tried last.
+                if self._joining is None:
+                    self._joining, self._part = peer, {peer}
+                fresh = [node for node in neighbours if node not in self._part]
+                self._part.update(fresh)
+                full = self.full
+                self._referred += [node for node in fresh if node not in full]
+                self._referred += [node for node in fresh if node in full]
+            elif outcome == UNREACHABLE and self._joining is None:
                 # A smaller peer that cannot be reached yet may be alive (hung, or across a
                 # partition): the anchor is not settled.  One that refused is skipped by all.
                 self.short = True
 
     def _next_anchor_candidate(self) -> Node | None:
         """The next listed peer below ``own`` to dial as the anchor; None once the anchor is settled or left."""
+        if self._joining is not None:
+            referral = self._next_referral()
+            if referral is not None or not self._anchoring:
+                return referral
         for candidate in self._candidates:
             if candidate in self.unlisted:
                 continue
@@ -184,6 +234,40 @@ class RepairRound(Generic[Node]):
         self._anchoring = False  # none smaller links: ``own`` is its own anchor
         return None
 
+    def _next_referral(self) -> Node | None:
+        """The next neighbour of the full candidate to dial; None once settled, or none is left (short)."""
+        if self._part & self.links:
+            self.anchor, self._anchoring = self._joining, False
+            return None
+        while self._referred:
+            referral = self._referred.pop(0)
+            if referral in self.unreachable or referral in self.refused or referral in self.unlisted:
+                continue
+            if not self.dials:
+                break
+            self._trying = referral
+            return referral
+        # Its part was not reached: the anchor is not settled.  The walk goes on.
+        self.short = True
+        self._joining = None
+        return None
+
     def _hand_out(self, peers: list[Node]) -> list[Node]:
         self._pending.update(peers)
         return peers
+
+
+def referrals(degrees: Mapping[Node, int | None], limit: int, rng: random.Random) -> list[Node]:
+    """A full peer's neighbours in the order it names them when it refuses a link (wire.Full).
+
+    ``degrees``: each neighbour's degree as the peer knows it (None: unknown).
+    Those with room (below ``limit``) come first, then the unknown, then the
+    full, shuffled within each, so that diallers spread over them.  All are
+    named: the dialler checks them against its own links (RepairRound).
+    """
+    # A random key each, sorted: a shuffle within each group for one C-level sort (a full
+    # peer of the simulator names 256 neighbours at every refusal).
+    draw = rng.random
+    keyed = [(1 if degree is None else 0 if degree < limit else 2, draw(), node) for node, degree in degrees.items()]
+    keyed.sort()  # the node decides only between equal draws (addresses and ints compare)
+    return [node for _, _, node in keyed]

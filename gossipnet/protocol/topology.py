@@ -41,13 +41,14 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
+import operator
 import random
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import TypeVar
 
-from gossipnet.protocol.degreepool import DegreePool
+from gossipnet.protocol.degreepool import POOLS, DegreePool
 
 Node = TypeVar("Node", bound=Hashable)
 
@@ -96,11 +97,13 @@ def preferential_choice(degrees: Mapping[Node, int], count: int, rng: random.Ran
         pool = sorted(degrees)
         rng.shuffle(pool)
         return pool
-    if isinstance(degrees, DegreePool):
+    if isinstance(degrees, POOLS):
         total, locate = degrees.total_weight(), degrees.find_weight
     else:
         ordered = sorted(degrees)
-        cumulative = list(itertools.accumulate(degrees[node] + 1 for node in ordered))
+        # Running totals of degree + 1: of the degrees, plus the count so far (all in C).
+        cumulative = list(map(operator.add, itertools.accumulate(map(degrees.__getitem__, ordered)),
+                              range(1, len(ordered) + 1)))
         total = cumulative[-1]
 
         def locate(r: float) -> Node:
@@ -117,7 +120,7 @@ def preferential_choice(degrees: Mapping[Node, int], count: int, rng: random.Ran
 
 def uniform_choice(degrees: Mapping[Node, int], count: int, rng: random.Random) -> list[Node]:
     """``count`` distinct nodes, uniformly (from a :class:`DegreePool`, as from ``dict(degrees)``)."""
-    pool = degrees.members() if isinstance(degrees, DegreePool) else sorted(degrees)
+    pool = degrees.members() if isinstance(degrees, POOLS) else sorted(degrees)
     return rng.sample(pool, min(count, len(pool)))
 
 
@@ -150,10 +153,11 @@ def next_neighbours(
     excluded = linked | unreachable
     if union is None:
         union = {}
+        get = union.get
         for peer_list in seed_lists:
             for node, degree in peer_list.items():
-                if node not in excluded:
-                    union[node] = max(degree, union.get(node, 0))
+                if degree > get(node, -1) and node not in excluded:
+                    union[node] = degree
     elif not isinstance(union, DegreePool):
         union = {node: degree for node, degree in union.items() if node not in excluded}
     pick = preferential_choice if model == PREFERENTIAL else uniform_choice
@@ -189,11 +193,14 @@ def next_neighbours(
 #
 # 1. Anchor.  It links to the smallest live address the seeds list (trying
 #    the listed peers smaller than itself in order, skipping those that
-#    refuse).  Before the loss the overlay was connected, so every part it
-#    falls into holds a peer that lost a link; all of them link to the same
-#    anchor, so the parts join again.  Any majority of the seeds lists the
-#    anchor (it registered with a majority, and two majorities intersect), so
-#    every repairing peer finds the same one.
+#    refuse), or, when that peer is at its link limit and answers FULL, to
+#    one of the neighbours it names, which lies in its part.  Before the loss
+#    the overlay was connected, so every part it falls into holds a peer that
+#    lost a link; all of them reach the same anchor's part, so the parts join
+#    again, and no peer passes the link limit on the anchor's account.  Any
+#    majority of the seeds lists the anchor (it registered with a majority,
+#    and two majorities intersect; a sampled reply names the smallest
+#    addresses, handout.py), so every repairing peer finds the same one.
 # 2. Cover and fill, by next_neighbours: a link into each list it holds (the
 #    lists its registrations returned, less the peers that left since, which
 #    restores the join argument's link to an earlier peer; and the seeds'
@@ -218,6 +225,16 @@ def anchor_candidates(listed: Iterable[Node], own: Node) -> Iterator[Node]:
     if isinstance(listed, DegreePool):
         return itertools.takewhile(lambda node: node < own, map(listed.kth, range(len(listed))))
     return iter(sorted(node for node in set(listed) if node < own))
+
+
+def known_full(listed: Mapping[Node, int], limit: int) -> set[Node]:
+    """The listed peers at the link ``limit`` (they would refuse a link), while some listed peer has room.
+
+    Joins and repair leave them out of their picks; when every listed peer
+    is full there is nothing better, and none is left out.
+    """
+    full = {node for node, degree in listed.items() if degree >= limit}
+    return full if len(full) < len(listed) else set()
 
 
 def repair_short(seed_lists: Sequence[Mapping[Node, int]] | Sequence[Iterable[Node]], target: int,

@@ -639,6 +639,45 @@ _KINDS: dict[str, type] = {
 }
 
 
+# Neighbours one FULL names: a peer holds at most MAX_CONNECTIONS links (256,
+# config.py); twice that leaves room, and 512 addresses of at most 21 bytes
+# each stay under a sixth of MAX_LINE_BYTES.
+MAX_FULL_NEIGHBOURS = 512
+
+
+@dataclass(frozen=True)
+class Full:
+    """The answer to HELLO of a peer at its link limit: it declines, and names its neighbours.
+
+    The dialler may link to one of them instead, which reaches the same part
+    of the overlay (PROTOCOL.md, Repair); those with room come first.
+    """
+
+    VERB: ClassVar[str] = "FULL"
+    peer: Address
+    neighbours: tuple[Address, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.neighbours) > MAX_FULL_NEIGHBOURS:
+            raise ProtocolError(f"FULL names more than {MAX_FULL_NEIGHBOURS} neighbours")
+        if len(set(self.neighbours)) != len(self.neighbours) or self.peer in self.neighbours:
+            raise ProtocolError("FULL names a neighbour twice, or itself")
+
+    def encode(self) -> str:
+        return " ".join([self.VERB, str(self.peer), *map(str, self.neighbours)])
+
+    @classmethod
+    def decode(cls, rest: str) -> Full:
+        fields = rest.split(" ") if rest else []
+        if not fields:
+            raise ProtocolError("FULL needs the refusing peer's address")
+        return cls(Address.parse(fields[0]), tuple(Address.parse(field) for field in fields[1:]))
+
+
+Message = Message | Full
+_KINDS[Full.VERB] = Full
+
+
 def parse(line: str) -> Message:
     """Read one line (without its newline) into the message it carries."""
     verb, _, rest = line.partition(" ")

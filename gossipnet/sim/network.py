@@ -13,16 +13,15 @@ happens.  What is decided here is decided by the project's own code:
 - a peer that lost a link runs repair rounds planned by
   :class:`repairplan.RepairRound`, as ``peer.Peer`` does.
 
-What the simulator adds is speed.  A real seed answers a registration with a
-copy of its whole peer list, which at 100,000 peers would make growing the
-overlay quadratic; here each seed's list is a :class:`degreepool.DegreePool`
-kept in step with its table, and ``next_neighbours`` samples it in
-O(log N).  Every listed degree is the peer's current number of links, which
-is what a seed learns from the link reports of both ends (a real seed that
-misses one end's report can list a degree one lower).  The union of any
-majority's lists is every listed peer (each registered with a majority, and
-two majorities share a seed), so one pool of every listed peer serves as the
-union.
+A seed's reply (to a registration, and to a repairing peer's request) is
+what :func:`handout.hand_out` names, as a real seed's: the whole list, or a
+sample and the anchor candidates.  What the simulator adds is speed: each
+seed's list is a :class:`degreepool.DegreePool` kept in step with its table,
+drawn from in O(log N).  Every listed degree is the peer's current number of
+links, which is what a seed learns from the link reports of both ends (a
+real seed that misses one end's report can list a degree one lower).  A peer
+at its link limit refuses a dial as a real one does: FULL, naming its
+neighbours (:func:`repairplan.referrals`).
 
 A real seed refuses peers past ``MAX_PEERS`` and a real peer refuses links past
 ``MAX_CONNECTIONS``: the first protects one seed process and is lifted here,
@@ -42,10 +41,11 @@ import numpy as np
 from gossipnet.config import MAX_CONNECTIONS, majority
 from gossipnet.protocol import deadnode, topology
 from gossipnet.protocol.degreepool import DegreePool
+from gossipnet.protocol.handout import drawable, hand_out
 from gossipnet.protocol.liveness import LivenessTracker
 from gossipnet.protocol.messagelist import MessageList
 from gossipnet.protocol.peertable import PeerRecord, PeerTable
-from gossipnet.protocol.repairplan import LINKED, REFUSED, UNREACHABLE, RepairRound
+from gossipnet.protocol.repairplan import LINKED, REFUSED, UNREACHABLE, RepairRound, referrals
 
 # Latencies drawn from numpy at a time: one call per block, not per link.
 LATENCY_BLOCK = 65_536
@@ -121,9 +121,18 @@ class Notice:
 
 
 class _Table(PeerTable):
-    def _snapshot(self, exclude=None):
-        # The network hands out its pools instead: a copy per registration is O(N).
+    # The seed hands out from its own pool instead (true degrees, peers as ints): no listing here.
+    def _reply(self, exclude=None):
         return None
+
+    def _listed(self, peer):
+        pass
+
+    def _unlisted(self, peer):
+        pass
+
+    def _degree_changed(self, peer):
+        pass
 
 
 class SimSeed:
@@ -140,6 +149,10 @@ class SimSeed:
         self.network = network
         self.table = _Table(max_peers=sys.maxsize, max_links=sys.maxsize)
         self.pool = DegreePool(network.capacity)
+
+    def hand_out(self, requester: int) -> dict[int, int]:
+        """This seed's reply to ``requester`` (handout.hand_out)."""
+        return hand_out(self.pool, self.network.rng, full=self.network.full, requester=requester)
 
     def on_dead_node(self, report: Report) -> None:
         """seed.Seed.decide."""
@@ -204,10 +217,7 @@ class Network:
         topology.join_target(model, random.Random(0))  # an unknown model fails here, not mid-run
         self.capacity, self.model, self.latency, self.rng = capacity, model, latency, rng
         self.ping_misses, self.max_links = ping_misses, max_links
-        self.union = DegreePool(capacity)  # every peer some seed lists
-        self._listed_by = [0] * capacity  # each peer's mask of the seeds listing it
-        # Peers some seeds removed and others still list, by the mask of those that still do.
-        self._partly_removed: dict[int, set[int]] = {}
+        self.full: set[int] = set()  # peers at their link limit
         self.seed_names = [f"seed{index}" for index in range(seeds)]
         self.seeds = {name: SimSeed(name, 1 << index, self)
                       for index, name in enumerate(self.seed_names)}
@@ -248,14 +258,15 @@ class Network:
         """
         need = majority(len(self.seed_names))
         chosen = [self.seeds[name] for name in self.rng.sample(self.seed_names, len(self.seed_names))[:need]]
-        lists = [seed.pool for seed in chosen]  # as they stood before this registration
+        lists = [drawable(seed.hand_out(peer)) for seed in chosen]  # as they stood before this registration
         target = topology.join_target(self.model, self.rng)
         self.targets[peer] = min(target, 255)
         linked: list[int] = []
-        unreachable = self._unlisted(chosen)
+        unreachable = topology.known_full({node: degree for peers in lists for node, degree in peers.items()},
+                                          self.max_links)
         while True:
             picks = topology.next_neighbours(lists, self.model, target, self.rng, linked=linked,
-                                             unreachable=unreachable, union=self.union)
+                                             unreachable=unreachable)
             if not picks:
                 break
             for neighbour in picks:
@@ -267,24 +278,9 @@ class Network:
             seed.table.register(peer, None, holder=peer)  # it holds its seed connection, as peer.Peer does
             seed.pool.add(peer, 0)
             self.registered[peer].append(seed)
-        self.union.add(peer, 0)
-        self._listed_by[peer] = sum(seed.bit for seed in chosen)
         for neighbour in linked:
             self.link(peer, neighbour)
         return linked
-
-    def _unlisted(self, seeds: list[SimSeed]) -> set[int]:
-        """Peers in self.union that none of ``seeds`` lists.
-
-        self.union is the union of any majority's lists, except while a
-        removal spreads among the seeds: those peers are not offered.
-        """
-        mask = sum(seed.bit for seed in seeds)
-        hidden: set[int] = set()
-        for listed_by, peers in self._partly_removed.items():
-            if not listed_by & mask:
-                hidden |= peers
-        return hidden
 
     def accepts(self, peer: int) -> bool:
         """Would a dial to ``peer`` succeed: alive, and below its connection limit."""
@@ -293,28 +289,31 @@ class Network:
     def repair(self, peer: int) -> tuple[bool, list[int]]:
         """One repair round, planned by repairplan.RepairRound as a real peer's: (complete, links opened).
 
-        Lists: the current lists of the seeds ``peer`` registered with (a live
-        peer is never removed here but by a false report, so it need not
-        register again), with the pool of every listed peer as their union,
-        less those these seeds no longer list.  A dial links when the peer
-        dialled accepts; one alive but at its connection limit refuses, a dead
-        one (not yet removed) is unreachable.
+        Lists: the replies (handout.hand_out) of the seeds ``peer`` registered
+        with (a live peer is never removed here but by a false report, so it
+        need not register again).  A dial links when the peer dialled
+        accepts; one alive but at its link limit refuses with FULL and its
+        neighbours, a dead one (not yet removed) is unreachable.
         Not modelled: the cover of the lists the peer joined with, less those gone.
         """
-        registered = self.registered[peer]
-        plan = RepairRound(peer, [seed.pool for seed in registered], self.neighbours[peer], self.targets[peer],
-                           self.model, self.rng, union=self.union, unlisted=self._unlisted(registered))
+        lists = [seed.hand_out(peer) for seed in self.registered[peer]]
+        plan = RepairRound(peer, lists, self.neighbours[peer], self.targets[peer], self.model, self.rng,
+                           max_links=self.max_links)
         while dials := plan.next_dials():
             for candidate in dials:
-                plan.dialled(candidate, self._dial(peer, candidate))
+                plan.dialled(candidate, *self._dial(peer, candidate))
         return plan.complete, plan.opened
 
-    def _dial(self, peer: int, candidate: int) -> str:
-        """How ``peer``'s dial to ``candidate`` ends; a link opens when it is LINKED."""
+    def _dial(self, peer: int, candidate: int) -> tuple[str, list[int]]:
+        """How ``peer``'s dial to ``candidate`` ends, with the neighbours a full one names; LINKED opens a link."""
         if self.accepts(candidate):
             self.link(peer, candidate)
-            return LINKED
-        return REFUSED if self.alive[candidate] else UNREACHABLE
+            return LINKED, []
+        if not self.alive[candidate]:
+            return UNREACHABLE, []
+        neighbours = self.neighbours[candidate]
+        return REFUSED, referrals({node: len(self.neighbours[node]) for node in neighbours}, self.max_links,
+                                  self.rng)
 
     def link(self, a: int, b: int, latency: float | None = None) -> float:
         """Open the link a-b (both ends report it to their seeds); its latency."""
@@ -336,8 +335,10 @@ class Network:
 
     def _degree_changed(self, peer: int) -> None:
         degree = len(self.neighbours[peer])
-        if peer in self.union:
-            self.union.set_degree(peer, degree)
+        if degree >= self.max_links:
+            self.full.add(peer)
+        else:
+            self.full.discard(peer)
         for seed in self.registered[peer]:
             if peer in seed.pool:
                 seed.pool.set_degree(peer, degree)
@@ -361,17 +362,6 @@ class Network:
         seed = self.seeds[seed_name]
         if peer in seed.pool:
             seed.pool.remove(peer)
-            was = self._listed_by[peer]
-            now = self._listed_by[peer] = was & ~seed.bit
-            group = self._partly_removed.get(was)
-            if group is not None:
-                group.discard(peer)
-                if not group:
-                    del self._partly_removed[was]
-            if now:
-                self._partly_removed.setdefault(now, set()).add(peer)
-            else:
-                self.union.remove(peer)
         self.removed(seed_name, peer)
 
     def schedule_notices(self, sender: str, dead: int) -> None:

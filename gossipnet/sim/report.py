@@ -87,7 +87,7 @@ def summarise(outcome: Outcome, network: Network, settings: dict | None = None) 
         "transmissions_per_link": float(np.mean(transmissions)) / links if transmissions and links else None,
         "catch_up_copies": catch_up,
         "reach_curve": _reach_curve(delays_flat, expected_total),
-        "detection": _detection(outcome, network),
+        "detection": _detection(outcome, network, settings or {}),
         "events": outcome.events,
         "simulated_s": outcome.end,
         "per_message": per_message,
@@ -104,7 +104,9 @@ def _reach_curve(delays: np.ndarray, expected: int, points: int = 200) -> dict[s
     return {"time_s": pooled[ranks].tolist(), "reach": ((ranks + 1) / expected).tolist()}
 
 
-def _detection(outcome: Outcome, network: Network) -> dict:
+def _detection(outcome: Outcome, network: Network, settings: dict) -> dict:
+    # A neighbour that outlives a departed peer by this much has had time to report it.
+    window = (settings.get("ping_misses", network.ping_misses) + 1) * settings.get("ping_interval", 13.0)
     first_report: dict[int, float] = {}
     false_reports = 0
     for time, _, accused, alive_then in outcome.reports:
@@ -112,17 +114,21 @@ def _detection(outcome: Outcome, network: Network) -> dict:
             false_reports += 1
         elif accused not in first_report:
             first_report[accused] = time
-    report_delays, removal_delays, undetected = [], [], 0
+    report_delays, removal_delays, undetected, linked = [], [], 0, 0
     for peer, died in outcome.deaths.items():
         if peer in first_report:
             report_delays.append(first_report[peer] - died)
         else:
             undetected += 1
+            # Its links when it departed (a departed peer's own links stay as they were).
+            linked += any(outcome.deaths.get(neighbour, math.inf) > died + window
+                          for neighbour in network.neighbours[peer])
         removed = outcome.removals.get(peer, {})
         listed = {seed.address for seed in network.registered[peer]}
         if removed and listed <= removed.keys():
             removal_delays.append(max(removed[seed] for seed in listed) - died)
     return {"departed": len(outcome.deaths), "reported": len(report_delays), "unreported": undetected,
+            "unreported_with_link": linked,
             "removed_everywhere": len(removal_delays),
             "first_report_s": spread(np.array(report_delays)), "removal_s": spread(np.array(removal_delays)),
             "reports": len(outcome.reports), "false_reports": false_reports,
@@ -156,6 +162,7 @@ def text(result: dict) -> str:
             f"(first report median {seconds(detection['first_report_s']['median'])}, "
             f"max {seconds(detection['first_report_s']['max'])}), {detection['removed_everywhere']} removed by every "
             f"seed listing them (median {seconds(detection['removal_s']['median'])}); "
+            f"{detection.get('unreported_with_link', 0)} unreported with a link to a peer that outlived it; "
             f"{detection['false_reports']} false reports")
     if result.get("repair", {}).get("rounds"):
         lines.append(f"repair         {result['repair']['rounds']:,} rounds opened {result['repair']['links']:,} links")

@@ -8,6 +8,7 @@ from gossipnet.protocol.wire import (
     Address,
     DeadNodeReport,
     Error,
+    Full,
     GossipMessage,
     Hello,
     Keys,
@@ -73,6 +74,8 @@ MESSAGES = [
     Keys(((A, KEY), (C, KEY))),
     RemovalNotice(A, C),
     Leave(A),
+    Full(A),
+    Full(A, (B, C)),
 ]
 
 
@@ -465,3 +468,14 @@ def test_encode_limit_is_exact():
     # The limit counts bytes, not characters.
     with pytest.raises(ProtocolError):
         wire.encode(Ok("\u00e9" * (wire.MAX_LINE_BYTES // 2)))
+
+
+def test_full_names_each_neighbour_once_and_never_itself():
+    with pytest.raises(ProtocolError):
+        wire.parse(f"FULL {A} {B} {B}")
+    with pytest.raises(ProtocolError):
+        wire.parse(f"FULL {A} {A}")
+    with pytest.raises(ProtocolError):
+        wire.parse("FULL")
+    with pytest.raises(ProtocolError):
+        Full(A, tuple(Address("10.0.0.1", port) for port in range(1, wire.MAX_FULL_NEIGHBOURS + 2)))

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import random
 import socket
+import threading
 from dataclasses import replace
 
 import pytest
 
 from gossipnet.config import PeerSettings
 from gossipnet.logs import logformat
-from gossipnet.node import keywait
+from gossipnet.node import keywait, peerlinks
 from gossipnet.node.framing import LineReader
 from gossipnet.node.peer import Peer
 from gossipnet.node.transport import NodeServer
 from gossipnet.protocol.auth import Identity, verify
+from gossipnet.protocol.repairplan import REFUSED
 from gossipnet.protocol.wire import (
     NOT_LISTED,
     Address,
     Error,
+    Full,
     GossipMessage,
     Hello,
     Keys,
@@ -118,6 +121,41 @@ def test_second_link_from_a_live_neighbour_is_refused(peer):
     second = Neighbour(peer, X)
     assert second.read() == Error("already linked")
     assert peer.link_table.get(X).conn.closed is False
+
+
+def test_a_peer_at_its_link_limit_answers_full_naming_its_neighbours(peer, monkeypatch):
+    monkeypatch.setattr(peerlinks, "MAX_CONNECTIONS", 2)
+    x, y = Neighbour(peer, X), Neighbour(peer, Y)
+    assert x.read() == Hello(peer.address) and y.read() == Hello(peer.address)
+    wait_for(lambda: peer.link_table.neighbours() == {X, Y}, "both links")
+    third = Neighbour(peer, ORIGIN)
+    refusal = third.read()
+    assert isinstance(refusal, Full) and refusal.peer == peer.address and set(refusal.neighbours) == {X, Y}
+    assert third.read() is None  # and the connection ends
+    assert peer.link_table.neighbours() == {X, Y}
+    # A peer it is linked to is answered as before, not as full.
+    again = Neighbour(peer, X)
+    assert again.read() == Error("already linked")
+
+
+def test_a_dial_refused_full_leaves_the_named_neighbours_for_repair(peer, tmp_path):
+    listener = socket.create_server(("127.0.0.1", 0))
+    full = Address("127.0.0.1", listener.getsockname()[1])
+
+    def answer_full():
+        conn, _ = listener.accept()
+        with conn:
+            LineReader(conn).read_message()
+            conn.sendall(encode(Full(full, (X, Y))))
+
+    thread = threading.Thread(target=answer_full, daemon=True)
+    thread.start()
+    try:
+        assert peer._link_to(full) == REFUSED
+        assert peer.referrals.pop(full) == (X, Y)
+    finally:
+        thread.join(10)
+        listener.close()
 
 
 def test_a_neighbour_that_comes_back_replaces_its_stale_link(peer):

@@ -23,6 +23,7 @@ from gossipnet.protocol.wire import (
     Address,
     DeadNodeReport,
     Error,
+    Full,
     GossipMessage,
     Hello,
     Keys,
@@ -121,6 +122,8 @@ STRATEGIES = {
     Keys: st.builds(Keys, st.lists(st.tuples(addresses, keys), max_size=12).map(tuple)),
     RemovalNotice: st.builds(RemovalNotice, addresses, addresses),
     Leave: st.builds(Leave, addresses),
+    Full: st.builds(Full, addresses, st.lists(addresses, max_size=20, unique=True).map(tuple)).filter(
+        lambda full: full.peer not in full.neighbours),
 }
 messages = st.one_of(*STRATEGIES.values())
 
