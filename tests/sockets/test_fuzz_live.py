@@ -34,6 +34,7 @@ from gossipnet.config import (
     HANDSHAKE_TIMEOUT,
     MAX_CONNECTIONS,
     MAX_PEERS,
+    PEER_EXTRA_CONNECTIONS,
     PEER_SAMPLE,
     SEED_MAX_CONNECTIONS,
     SeedSettings,
@@ -71,9 +72,9 @@ LATE_FLAGS = ("--gossip-interval", "0.2", "--gossip-count", str(LATE_GOSSIP_COUN
 # Connections per attacked node, each ending in one malformed input.
 CONNECTIONS = 5200
 WORKERS = 4  # per attacked node
-# Simultaneous connections per attacked node, well past its cap (a seed's is higher:
+# Simultaneous connections per attacked node, 150 past its cap (a seed's is higher:
 # every peer it lists holds a connection to it).
-BURST = {"seed": SEED_MAX_CONNECTIONS + 150, "peer": MAX_CONNECTIONS + 150}
+BURST = {"seed": SEED_MAX_CONNECTIONS + 150, "peer": MAX_CONNECTIONS + PEER_EXTRA_CONNECTIONS + 150}
 SILENT = 3  # connections that never send a byte, per attacked node
 TRICKLING = 2  # connections that send a line one byte at a time, never ending it
 RSS_BOUND_KB = 100 * 1024
