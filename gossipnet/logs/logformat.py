@@ -77,6 +77,8 @@ RESTORE_DROPPED = "RESTORE_DROPPED"  # seed: peer=, reason= (loaded from the sta
 # Added with seed connections (seedlink.py; a peer keeps the connection it registered on open)
 SEED_LOST = "SEED_LOST"  # peer: seed=, reason= (its connection to a seed ended; it registers there again)
 PEER_DISCONNECTED = "PEER_DISCONNECTED"  # seed: peer=, reason=, accused=yes|no (a listed peer's seed connection ended)
+# Added with keys that travel with the gossip (what the seed lookup costs is counted)
+KEYS_LOOKUP = "KEYS_LOOKUP"  # seed: asked=, found= (a GET_KEYS answered: addresses asked about, keys sent)
 
 _BARE = re.compile(r'[^\s"=]+')
 _FIELD = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|[^\s"=]+)(?: |$)')

@@ -172,7 +172,9 @@ class Seed:
         if isinstance(message, PeerListRequest):
             return self.table.peer_list()
         if isinstance(message, KeysRequest):
-            return self.table.keys(message.peers)
+            keys = self.table.keys(message.peers)
+            self.log.event(logformat.KEYS_LOOKUP, asked=len(message.peers), found=len(keys.keys))
+            return keys
         if isinstance(message, LinkReport):
             return self.on_link(message)
         if isinstance(message, DeadNodeReport):

@@ -173,7 +173,7 @@ def signing_responder(identity: Identity) -> Responder:
     return responder
 
 
-def test_a_key_is_bound_only_to_an_address_that_proves_it_holds_it(seed):
+def test_a_key_is_bound_only_to_an_address_that_proves_it_holds_it(seed, tmp_path):
     mine, other = Identity(), Identity()
     holder = signing_responder(mine)
     try:
@@ -194,6 +194,10 @@ def test_a_key_is_bound_only_to_an_address_that_proves_it_holds_it(seed):
         assert ask(seed, PeerListRequest()).keys == {address: other.key}
         # Both stay on record, so messages signed before the restart still verify.
         assert ask(seed, KeysRequest((address,))) == Keys(((address, mine.key), (address, other.key)))
+        # Each lookup answered is one KEYS_LOOKUP line (the bench counts them): what was asked, what was sent.
+        lookups = [(e.fields["asked"], e.fields["found"]) for e in events_of(tmp_path / "log.txt",
+                                                                             logformat.KEYS_LOOKUP)]
+        assert lookups == [("2", "1"), ("1", "2")]
     finally:
         holder.server.stop()
 
