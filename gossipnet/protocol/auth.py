@@ -21,11 +21,12 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+from collections.abc import Mapping, Set
 
 from nacl.exceptions import BadSignatureError, CryptoError
 from nacl.signing import SigningKey, VerifyKey
 
-from gossipnet.protocol.wire import is_key, is_signature
+from gossipnet.protocol.wire import Address, KeyBinding, binding_body, is_key, is_signature
 
 
 def _b64(data: bytes) -> str:
@@ -70,3 +71,16 @@ def verify(key: str, text: str, signature: str | None) -> bool:
         return False
     return True
 
+
+def vouched(binding: KeyBinding, seed_keys: Mapping[Address, Set[str]]) -> bool:
+    """Does a seed whose key is in ``seed_keys`` vouch for ``binding``?
+
+    Only the vouches of seeds named in ``seed_keys`` are checked (the others
+    are unknown, not wrong), each against every key held for its seed, and
+    the first that verifies settles it: one signature check for an honest binding.
+    """
+    for vouch in binding.vouches:
+        body = binding_body(binding.peer, binding.key, vouch.when)
+        if any(verify(key, body, vouch.signature) for key in seed_keys.get(vouch.seed, ())):
+            return True
+    return False

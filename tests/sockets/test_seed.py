@@ -15,7 +15,7 @@ from gossipnet.node.framing import LineReader
 from gossipnet.node.seed import Seed
 from gossipnet.node.transport import NodeServer
 from gossipnet.protocol import deadnode
-from gossipnet.protocol.auth import Identity
+from gossipnet.protocol.auth import Identity, verify
 from gossipnet.protocol.peertable import PeerTable
 from gossipnet.protocol.wire import (
     NOT_LISTED,
@@ -31,6 +31,9 @@ from gossipnet.protocol.wire import (
     PeerListRequest,
     Register,
     RemovalNotice,
+    Vouched,
+    VouchRequest,
+    binding_body,
     encode,
 )
 from netharness import unused_address, wait_for
@@ -420,3 +423,32 @@ def test_a_peer_registering_again_with_its_key_keeps_its_place(seed, tmp_path):
         assert len([e for e in events_of(tmp_path / "log.txt", logformat.PL_ADDED)]) == 2
     finally:
         holder.server.stop()
+
+
+def test_a_seed_vouches_only_for_the_key_it_bound_and_signs_with_its_own_key(seed, tmp_path):
+    server = NodeServer("127.0.0.1", 0, handler=lambda conn: None)
+    log = logformat.NodeLog("seed", server.address, tmp_path / "auth-log.txt", console=False)
+    server.log = log
+    signing = Seed(server, log, SeedSettings(probe_timeout=1.0))
+    server.start()
+    mine = Identity()
+    holder = signing_responder(mine)
+    try:
+        nobody = unused_address()
+        assert ask(signing, VouchRequest(nobody)) == Error(f"no key bound to {nobody}")
+        assert isinstance(ask(signing, Register(holder.address, mine.key)), PeerList)
+        vouched = ask(signing, VouchRequest(holder.address))
+        assert isinstance(vouched, Vouched)
+        assert (vouched.seed_key, vouched.peer, vouched.key, vouched.vouch.seed) == (
+            signing.identity.key, holder.address, mine.key, signing.address)
+        body = binding_body(holder.address, mine.key, vouched.vouch.when)
+        assert verify(signing.identity.key, body, vouched.vouch.signature)
+        assert not verify(signing.identity.key, binding_body(holder.address, Identity().key, vouched.vouch.when),
+                          vouched.vouch.signature)
+        # A --no-auth seed holds no key to vouch with.
+        assert ask(seed, VouchRequest(holder.address)) == Error(
+            "this seed vouches for no keys (it runs with --no-auth)")
+    finally:
+        holder.server.stop()
+        server.stop()
+        log.close()

@@ -119,6 +119,12 @@ STRATEGIES = {
     KeysRequest: st.builds(KeysRequest, st.lists(addresses, min_size=1, max_size=20).map(tuple)),
     Keys: st.builds(Keys, st.lists(st.tuples(addresses, keys), max_size=12).map(tuple)),
     RemovalNotice: st.builds(RemovalNotice, addresses, addresses),
+    wire.VouchRequest: st.builds(wire.VouchRequest, addresses),
+    wire.Vouched: st.builds(wire.Vouched, keys, addresses, keys,
+                            st.builds(wire.Vouch, addresses, timestamps, generated_signatures)),
+    wire.KeyBinding: st.builds(wire.KeyBinding, addresses, keys, st.lists(
+        st.builds(wire.Vouch, addresses, timestamps, generated_signatures), min_size=1, max_size=4,
+        unique_by=lambda vouch: vouch.seed).map(tuple)),
 }
 messages = st.one_of(*STRATEGIES.values())
 
