@@ -112,3 +112,18 @@ def test_bench_timings_reports_cpu_memory_key_lookups_and_first_against_later(tm
     # Each origin's message 1 against its messages 2-10, all of them timed.
     assert timings["first_message_s"]["median"] is not None and timings["later_messages_s"]["p99"] is not None
     assert timings["first_over_later_p99"] == timings["first_message_s"]["p99"] / timings["later_messages_s"]["p99"]
+
+
+def test_nodes_started_by_the_launcher_find_the_package_compiled(monkeypatch):
+    # Where bytecode is not written (PYTHONDONTWRITEBYTECODE), each node would compile every module it
+    # imports; the launcher compiles the package once instead, where Python looks for it.
+    import importlib.util
+    import sys
+
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    launch.compile_package.cache_clear()
+    source = launch.ROOT / "gossipnet" / "node" / "peer.py"
+    cached = launch.ROOT / importlib.util.cache_from_source(str(source))
+    cached.unlink(missing_ok=True)
+    launch.module_command("gossipnet.bench")
+    assert cached.exists() and cached.stat().st_mtime >= source.stat().st_mtime
