@@ -10,35 +10,35 @@ from __future__ import annotations
 COLUMNS = ("#", "Figure", "Setting", "Result", "Limit (same run)", "Ratio", "Goal", "Met")
 
 NOTES = """\
-Notes. *floor*: median RTT/2 of ping-pongs of one gossip-sized line between this process and a bare
-Python echo process (bench/relay.py), no protocol work. *Dissemination*: creation (the origin's
-GOSSIP_GENERATED line) to the last live peer's first receipt (runlog.dissemination_times); peers start
-gossiping only once all have joined, each message in its own slot (bench/peer.py delays the first message,
-nothing else). Times are of each origin's later messages: its first also waits, at peers that joined
-before it and are not its neighbours, for the seeds to tell its key. The floor of a message is its origin's
-eccentricity in the overlay times the one-hop floor; the CPU floor is the CPU time all nodes spent per
-message (/proc/PID/stat over the run, less an idle network's rate) divided by the cores: the time a message
-would take if its work ran perfectly parallel.
+Notes. *floor*: median RTT/2 of ping-pongs of one gossip-sized line between this process and a bare Python
+echo process (bench/relay.py), no protocol work. *Dissemination*: creation (the origin's GOSSIP_GENERATED
+line) to the last live peer's first receipt (runlog.dissemination_times); peers start gossiping only once all
+have joined, each message in its own slot (bench/peer.py delays the first message, nothing else). Times are of
+each origin's later messages: its first also waits, at peers that joined before it and are not its neighbours,
+for the seeds to tell its key. The floor of a message is its origin's eccentricity in the overlay times the
+one-hop floor; the CPU floor is the CPU time all nodes spent per message (/proc/PID/stat over the run, less an
+idle network's rate) divided by the cores: the time a message would take if its work ran perfectly parallel.
 *Cost*: senders do not log what they send, so copies are derived from the log with the forwarding rule
-(runlog.forwarded_copies: each accepting peer's links at that moment, less the sender) and checked against
-the kernel's byte counters of every peer-to-peer socket (`ss -ti` bytes_received over the window, divided
-by the lines' length; no pings run in the window). Flooding to all neighbours but the sender crosses each
-tree link once and every other link twice: 2|E| - (N-1) copies. *Throughput*: GOSSIP_RECEIVED lines per
-second in the window after a warm-up, every peer making a message every 1 ms; the relay ceiling runs the
-same overlay as bare relays (one selectors loop, same line length, dedupe by a set, flood to all but the
-sender, new lines only while outputs are below 256 KiB), optionally also writing a log line per receipt.
-The signature bound is the cores divided by one auth.verify, timed here: every first receipt needs one.
-*Scale*: peers started 20 at a time; delivery is every message at every live peer; with nobody killed
-every DEAD_NODE_REPORTED is false; memory is each peer's VmHWM (/proc) before it is stopped.
-*Detection*: delays run from the recorded kill time; a neighbour reports after 3 unanswered pings, so
-between m*I and (m+1)*I after a death. *Registration*: one client registers the same new stand-in peers at
-two --no-auth seeds (no key to prove) in turn, one with a state file, one without, over one connection each,
-after a warm-up; round trips as the client times them, the added cost per pair, the seeds' CPU from /proc;
-the journal's transactions timed alone in the bench's process. *Report timings*: peers start 20 at a time and
-begin gossiping once all have joined, each origin's first message at a random moment of the first 5 s
-(bench/timings.py); CPU is /proc/PID/stat of every node, from its start (so start-up counts) to the last
-receipt, over the first receipts; RSS and PSS from /proc/PID/smaps_rollup with every message in; key lookups
-are the seeds' KEYS_LOOKUP lines; first against later is runlog.dissemination_times by message number."""
+(runlog.forwarded_copies: each accepting peer's links at that moment, less the sender) and checked against the
+kernel's byte counters of every peer-to-peer socket (`ss -ti` bytes_received over the window, divided by the
+lines' length; no pings run in the window; the derived bytes include each origin's KEY line, sent once ahead
+of its first message over each link, runlog.binding_copies). Flooding to all neighbours but the sender crosses
+each tree link once and every other link twice: 2|E| - (N-1) copies. *Throughput*: GOSSIP_RECEIVED lines per
+second in the window after a warm-up, every peer making a message every 1 ms; the relay ceiling runs the same
+overlay as bare relays (one selectors loop, same line length, dedupe by a set, flood to all but the sender,
+new lines only while outputs are below 256 KiB), optionally also writing a log line per receipt. The signature
+bound is the cores divided by one auth.verify, timed here: every first receipt needs one. *Scale*: peers
+started 20 at a time; delivery is every message at every live peer; with nobody killed every
+DEAD_NODE_REPORTED is false; memory is each peer's VmHWM (/proc) before it is stopped. *Detection*: delays run
+from the recorded kill time; a neighbour reports after 3 unanswered pings, so between m*I and (m+1)*I after a
+death. *Registration*: one client registers the same new stand-in peers at two --no-auth seeds (no key to
+prove) in turn, one with a state file, one without, over one connection each, after a warm-up; round trips as
+the client times them, the added cost per pair, the seeds' CPU from /proc; the journal's transactions timed
+alone in the bench's process. *Report timings*: peers start 20 at a time and begin gossiping once all have
+joined, each origin's first message at a random moment of the first 5 s (bench/timings.py); CPU is
+/proc/PID/stat of every node, from its start (so start-up counts) to the last receipt, over the first
+receipts; RSS and PSS from /proc/PID/smaps_rollup with every message in; key lookups are the seeds'
+KEYS_LOOKUP lines; first against later is runlog.dissemination_times by message number."""
 
 
 def _ms(seconds: float | None) -> str:

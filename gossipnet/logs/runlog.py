@@ -476,6 +476,35 @@ def forwarded_copies(run: Run) -> dict[tuple[Address, str], int]:
     return copies
 
 
+def binding_copies(run: Run) -> dict[Address, int]:
+    """For each origin, the binding lines (KEY, PROTOCOL.md §4.3) forwarding sent ahead of its messages.
+
+    A peer sends an origin's binding before the first message of that origin
+    it forwards over each link (derived as in :func:`forwarded_copies`: once
+    per sender, neighbour and origin).  A peer's own binding, which goes when
+    a link opens, and bindings in catch-up replays are not counted here.
+    """
+    linked: dict[Address, set[Address]] = defaultdict(set)
+    sent: set[tuple[Address, Address, Address]] = set()  # (sender, neighbour, origin)
+    for event in run.events:
+        name = event.event
+        try:
+            if name == logformat.LINK_OPENED:
+                linked[event.node].add(event.address("neighbour"))
+            elif name == logformat.LINK_CLOSED and not event.fields.get("reason", "").startswith(_DIAL_FAILURES):
+                linked[event.node].discard(event.address("neighbour"))
+            elif name == logformat.GOSSIP_RECEIVED and _first_receipt(run, event) is not None:
+                origin = event.address("origin")
+                sent.update((event.node, neighbour, origin)
+                            for neighbour in linked[event.node] - {event.address("from")})
+        except (LogFormatError, KeyError):
+            continue
+    counts: dict[Address, int] = defaultdict(int)
+    for _, _, origin in sent:
+        counts[origin] += 1
+    return dict(counts)
+
+
 def catch_up_copies(run: Run) -> int:
     """Messages sent over links as catch-up replays: when a link opens, each end sends
     the other its whole Message List (what it had generated or accepted until then)."""

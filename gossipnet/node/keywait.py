@@ -84,7 +84,9 @@ class KeyWait:
         with self._lock:
             self._keys.setdefault(binding.peer, set()).add(binding.key)
             held = self._bindings.get(binding.peer)
-            if held is None or _latest(binding) >= _latest(held[0]):
+            # The same binding from a second neighbour (its copy raced the first past the raw-line
+            # check) keeps the line held, so that no link carries it twice.
+            if held is None or (binding != held[0] and _latest(binding) >= _latest(held[0])):
                 self._bindings[binding.peer] = (binding, encode(binding))
         return True
 

@@ -198,6 +198,13 @@ class Gossiping:
                                 reply.vouch.signature):
             self.key_wait.learn_seed(seed, reply.seed_key)
             self.key_wait.vouch_for_self(self.address, reply.key, reply.vouch)
+            # Links already open (a neighbour dialled as soon as a seed listed this peer) get it now.
+            own = self.key_wait.binding_line(self.address)
+            with self._lock:
+                for link in self.link_table.current().values():
+                    if link.bindings_sent.get(self.address) is not own:
+                        link.bindings_sent[self.address] = own
+                        link.send(own)
         else:
             reason = reply.reason if isinstance(reply, Error) else f"a vouch that is not for this peer's key: " \
                                                                     f"{reply.encode()[:100]!r}"

@@ -8,6 +8,7 @@ from gossipnet.node import keywait
 from gossipnet.node.keywait import KeyWait
 from gossipnet.node.link import Link
 from gossipnet.node.linktable import LinkTable
+from gossipnet.protocol import wire
 from gossipnet.protocol.auth import Identity
 from gossipnet.protocol.wire import Address, GossipMessage, KeyBinding, ProtocolError, Vouch, binding_body, encode
 
@@ -256,6 +257,10 @@ def test_a_binding_is_learned_only_when_a_seed_this_peer_knows_vouches_for_it():
                                             vouch(SEED_B, seed_b, OTHER, origin.key, "10")))
     assert wait.accept_binding(honest)
     assert wait.keys_of(OTHER) == {origin.key} and wait.binding_line(OTHER) == encode(honest)
+    # The same binding again (another neighbour's copy): the line held stays the very one that
+    # forwarding compares with what each link carried, so no link carries it twice.
+    held = wait.binding_line(OTHER)
+    assert wait.accept_binding(wire.parse(encode(honest)[:-1].decode())) and wait.binding_line(OTHER) is held
     # The origin restarts with a new key, vouched for later: both keys verify, the new binding is forwarded.
     newer = KeyBinding(OTHER, restarted.key, (vouch(SEED_A, seed_a, OTHER, restarted.key, "20"),))
     assert wait.accept_binding(newer)
