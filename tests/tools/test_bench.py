@@ -85,6 +85,9 @@ def test_forwarded_and_catch_up_copies_follow_each_peers_links_at_the_time():
     key = (Address("127.0.0.1", 9001), "1795000000.000000:127.0.0.1:1")
     # 9001 sends to 9002 (1), 9002 to 9003 (1, not back to 9001), 9003 to nobody (its only link is the sender).
     assert runlog.forwarded_copies(run) == {key: 2}
+    # With authentication, 9001's binding goes ahead of its message once per link a forwarder sends it on:
+    # 9002 -> 9003 (9001's own binding went when its link opened; 9003 sends nothing on).
+    assert runlog.binding_copies(run) == {key[0]: 1}
     # The late link 9003-9001: each end replays its Message List of one message.
     assert runlog.catch_up_copies(run) == 2
 
