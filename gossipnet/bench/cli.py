@@ -19,15 +19,19 @@ limit it is judged against:
 - ``detection``: time from ``kill -9`` to the report and the removals, beside
   the ping rule's own bound;
 - ``registration``: what a seed's state file (seed.py --state) adds to a
-  registration, beside the same seed keeping its state in memory.
+  registration, beside the same seed keeping its state in memory;
+- ``timings``: the report's timings, signed: CPU per delivered message,
+  peer RSS and PSS, key lookups at the seeds, and each origin's first
+  message against its later ones.
 
 A section that fails is reported as an error and the others still run; every
 process started is stopped by PID whatever happens.  The table goes to
 stdout, the same figures as JSON to ``--json``; progress goes to stderr.
 
 The sections live in bench/spread.py (1-3), bench/load.py (4, 5, 7),
-bench/detect.py (6) and bench/registration.py (8); bench/report.py words the table.  This module chooses
-what runs, at what size, and keeps going when one section fails.
+bench/detect.py (6), bench/registration.py (8) and bench/timings.py (9);
+bench/report.py words the table.  This module chooses what runs, at what
+size, and keeps going when one section fails.
 """
 
 from __future__ import annotations
@@ -49,10 +53,12 @@ from gossipnet.bench.network import progress
 from gossipnet.bench.registration import run_registration
 from gossipnet.bench.report import render_table
 from gossipnet.bench.spread import measure_floor, run_dissemination
+from gossipnet.bench.timings import run_timings
 from gossipnet.config import network_sizes
 from gossipnet.run import launch
 
-SECTIONS = ("floor", "dissemination", "cost", "throughput", "auth", "scale", "detection", "registration")
+SECTIONS = ("floor", "dissemination", "cost", "throughput", "auth", "scale", "detection", "registration",
+            "timings")
 
 
 @dataclass(frozen=True)
@@ -76,14 +82,15 @@ class Plan:
     detection_peers: int
     kills: int
     registrations: int  # timed at each of two seeds (under the 800 peers a seed holds)
+    timings_sizes: tuple[int, ...]  # networks on the report's timings (the issue's goals name N=50 and N=100)
 
 
 FULL = Plan(floor_rounds=3000, sizes=(50, 100, 200), messages=3, slot_per_peer=0.0015, throughput_peers=50,
             throughput_seconds=20.0, relay_log=True, scale_sizes=(100, 200, 300), detection_peers=30, kills=5,
-            registrations=300)
+            registrations=300, timings_sizes=(50, 100))
 QUICK = Plan(floor_rounds=1000, sizes=(30, 60), messages=3, slot_per_peer=0.0015, throughput_peers=20,
              throughput_seconds=8.0, relay_log=False, scale_sizes=(60,), detection_peers=12, kills=2,
-             registrations=100)
+             registrations=100, timings_sizes=(20,))
 
 
 # --- Running the sections ----------------------------------------------------------
@@ -152,6 +159,9 @@ def run_sections(selected: set[str], plan: Plan, workdir: Path, results: dict) -
         results["detection"] = attempt("detection", lambda: run_detection(plan.detection_peers, plan.kills, workdir))
     if "registration" in selected:
         results["registration"] = attempt("registration", lambda: run_registration(plan.registrations, workdir))
+    if "timings" in selected:
+        results["timings"] = [{"peers": n, **attempt(f"timings N={n}", lambda n=n: run_timings(n, workdir))}
+                              for n in plan.timings_sizes]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", metavar="NAME,...",
                         help=f"run only these sections: {', '.join(SECTIONS)} (default: all)")
     parser.add_argument("--sizes", type=network_sizes, metavar="N,...",
-                        help="network sizes of the dissemination runs (default: 50,100,200; --quick: 30,60)")
+                        help="network sizes of the dissemination runs (default: 50,100,200; --quick: 30,60) "
+                             "and of the report-timings runs (default: 50,100; --quick: 20)")
     parser.add_argument("--keep", type=Path, metavar="DIR",
                         help="keep every run's log and files under DIR (default: a temporary directory, removed)")
     return parser
@@ -182,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--only: unknown section {', '.join(sorted(unknown))} (choose from {', '.join(SECTIONS)})")
     plan = QUICK if args.quick else FULL
     if args.sizes:
-        plan = replace(plan, sizes=args.sizes)
+        plan = replace(plan, sizes=args.sizes, timings_sizes=args.sizes)
     benchnet.STOP.install()
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="bench-"))
     workdir.mkdir(parents=True, exist_ok=True)

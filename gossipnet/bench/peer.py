@@ -19,7 +19,10 @@ import time
 from pathlib import Path
 
 from gossipnet.node.peer import Peer
-from gossipnet.run.launch import ROOT
+
+# The project's root, where peer.py is (not run.launch.ROOT: importing the
+# launcher would load modules a peer does not, and the bench measures peers' memory).
+ROOT = Path(__file__).resolve().parents[2]
 
 # Seconds between two looks for the start file: cheap for hundreds of peers.
 POLL_INTERVAL = 0.1

@@ -10,31 +10,35 @@ from __future__ import annotations
 COLUMNS = ("#", "Figure", "Setting", "Result", "Limit (same run)", "Ratio", "Goal", "Met")
 
 NOTES = """\
-Notes. *floor*: median RTT/2 of ping-pongs of one gossip-sized line between this process and a bare
-Python echo process (bench/relay.py), no protocol work. *Dissemination*: creation (the origin's
-GOSSIP_GENERATED line) to the last live peer's first receipt (runlog.dissemination_times); peers start
-gossiping only once all have joined, each message in its own slot (bench/peer.py delays the first message,
-nothing else). Times are of each origin's later messages: its first also waits, at peers that joined
-before it and are not its neighbours, for the seeds to tell its key. The floor of a message is its origin's
-eccentricity in the overlay times the one-hop floor; the CPU floor is the CPU time all nodes spent per
-message (/proc/PID/stat over the run, less an idle network's rate) divided by the cores: the time a message
-would take if its work ran perfectly parallel.
+Notes. *floor*: median RTT/2 of ping-pongs of one gossip-sized line between this process and a bare Python
+echo process (bench/relay.py), no protocol work. *Dissemination*: creation (the origin's GOSSIP_GENERATED
+line) to the last live peer's first receipt (runlog.dissemination_times); peers start gossiping only once all
+have joined, each message in its own slot (bench/peer.py delays the first message, nothing else). Times are of
+each origin's later messages: its first also waits, at peers that joined before it and are not its neighbours,
+for the seeds to tell its key. The floor of a message is its origin's eccentricity in the overlay times the
+one-hop floor; the CPU floor is the CPU time all nodes spent per message (/proc/PID/stat over the run, less an
+idle network's rate) divided by the cores: the time a message would take if its work ran perfectly parallel.
 *Cost*: senders do not log what they send, so copies are derived from the log with the forwarding rule
-(runlog.forwarded_copies: each accepting peer's links at that moment, less the sender) and checked against
-the kernel's byte counters of every peer-to-peer socket (`ss -ti` bytes_received over the window, divided
-by the lines' length; no pings run in the window). Flooding to all neighbours but the sender crosses each
-tree link once and every other link twice: 2|E| - (N-1) copies. *Throughput*: GOSSIP_RECEIVED lines per
-second in the window after a warm-up, every peer making a message every 1 ms; the relay ceiling runs the
-same overlay as bare relays (one selectors loop, same line length, dedupe by a set, flood to all but the
-sender, new lines only while outputs are below 256 KiB), optionally also writing a log line per receipt.
-The signature bound is the cores divided by one auth.verify, timed here: every first receipt needs one.
-*Scale*: peers started 20 at a time; delivery is every message at every live peer; with nobody killed
-every DEAD_NODE_REPORTED is false; memory is each peer's VmHWM (/proc) before it is stopped.
-*Detection*: delays run from the recorded kill time; a neighbour reports after 3 unanswered pings, so
-between m*I and (m+1)*I after a death. *Registration*: one client registers the same new stand-in peers at
-two --no-auth seeds (no key to prove) in turn, one with a state file, one without, over one connection each,
-after a warm-up; round trips as the client times them, the added cost per pair, the seeds' CPU from /proc;
-the journal's transactions timed alone in the bench's process."""
+(runlog.forwarded_copies: each accepting peer's links at that moment, less the sender) and checked against the
+kernel's byte counters of every peer-to-peer socket (`ss -ti` bytes_received over the window, divided by the
+lines' length; no pings run in the window; the derived bytes include each origin's KEY line, sent once ahead
+of its first message over each link, runlog.binding_copies). Flooding to all neighbours but the sender crosses
+each tree link once and every other link twice: 2|E| - (N-1) copies. *Throughput*: GOSSIP_RECEIVED lines per
+second in the window after a warm-up, every peer making a message every 1 ms; the relay ceiling runs the same
+overlay as bare relays (one selectors loop, same line length, dedupe by a set, flood to all but the sender,
+new lines only while outputs are below 256 KiB), optionally also writing a log line per receipt. The signature
+bound is the cores divided by one auth.verify, timed here: every first receipt needs one. *Scale*: peers
+started 20 at a time; delivery is every message at every live peer; with nobody killed every
+DEAD_NODE_REPORTED is false; memory is each peer's VmHWM (/proc) before it is stopped. *Detection*: delays run
+from the recorded kill time; a neighbour reports after 3 unanswered pings, so between m*I and (m+1)*I after a
+death. *Registration*: one client registers the same new stand-in peers at two --no-auth seeds (no key to
+prove) in turn, one with a state file, one without, over one connection each, after a warm-up; round trips as
+the client times them, the added cost per pair, the seeds' CPU from /proc; the journal's transactions timed
+alone in the bench's process. *Report timings*: peers start 20 at a time and begin gossiping once all have
+joined, each origin's first message at a random moment of the first 5 s (bench/timings.py); CPU is
+/proc/PID/stat of every node, from its start (so start-up counts) to the last receipt, over the first
+receipts; RSS and PSS from /proc/PID/smaps_rollup with every message in; key lookups are the seeds'
+KEYS_LOOKUP lines; first against later is runlog.dissemination_times by message number."""
 
 
 def _ms(seconds: float | None) -> str:
@@ -151,6 +155,12 @@ def _throughput(results: dict) -> list[list[str]]:
             f"{_rate(signed['deliveries_per_s'])} first receipts ({_rate(signed['generated_per_s'])} made; "
             f"{signed['links_closed']} links closed; peak {signed['peak_memory_mib'] or 0:.0f} MiB/peer)",
             limit, ratio, "≥ 0.5", _met(met)])
+        if signed.get("signature_bound_per_s"):
+            bound = signed["deliveries_per_s"] / signed["signature_bound_per_s"]
+            rows.append(["4", "Throughput against the signature bound", "as above",
+                         f"{_rate(signed['deliveries_per_s'])} first receipts",
+                         f"{_rate(signed['signature_bound_per_s'])} (cores ÷ {_us(signed['verify_s'])} per check)",
+                         _x(bound), "≥ 0.75", _met(bound >= 0.75)])
     unsigned = results.get("no_auth")
     if unsigned and "error" in unsigned:
         rows.append(_error_row("7", "Authentication cost", unsigned))
@@ -230,6 +240,39 @@ def _registration(result: dict) -> list[list[str]]:
         "", ""]]
 
 
+def _timings(results: list[dict]) -> list[list[str]]:
+    rows = []
+    for result in results:
+        n = result["peers"]
+        if "error" in result:
+            rows.append(_error_row("9", f"Report timings N={n}", result))
+            continue
+        note = f"; {result['note']}" if result["note"] else ""
+        setting = f"report timings (5 s, 10 msgs, 13 s pings), auth, {result['seeds']} seeds; load {result['load']:.1f}"
+        rss, pss = result["rss_mib"], result["pss_mib"]
+        first, later = result["first_message_s"], result["later_messages_s"]
+        rows += [
+            ["9", f"CPU per delivered message N={n}", setting,
+             f"{_ms(result['cpu_per_delivery_s'])} all nodes, start to last receipt, per first receipt "
+             f"({result['delivered']} receipts, delivery {result['delivery']:.2%}){note}",
+             f"gossip alone {_ms(result['gossip_cpu_per_delivery_s'])}; start-up "
+             f"{_ms(result['startup_cpu_per_node_s'])} CPU per node", "", "½ of before (at N=100)", "n/a"],
+            ["9", f"Peer memory N={n}", "same run, every peer running, all messages in",
+             f"RSS median {rss['median']:.1f} MiB, max {rss['max']:.1f} MiB; PSS median {pss['median']:.1f} MiB, "
+             f"max {pss['max']:.1f} MiB", "", "", "RSS median ≤ 16 MB",
+             _met(rss["median"] is not None and rss["median"] * 1.048576 <= 16)],
+            ["9", f"Key lookups at the seeds N={n}", "same run",
+             f"{result['key_lookups']} GET_KEYS answered ({result['key_lookups_joining']} while joining)", f"N={n}",
+             _x(result["key_lookups"] / n), "≤ N", _met(result["key_lookups"] <= n)],
+            ["9", f"First message against later N={n}", "same run; each origin starts at a random moment",
+             f"first: median {_ms(first['median'])}, p99 {_ms(first['p99'])}; later: median "
+             f"{_ms(later['median'])}, p99 {_ms(later['p99'])}", "later messages' p99",
+             f"first/later p99 {_x(result['first_over_later_p99'])}", "≤ 1.5× (at N=50)",
+             _met(result["first_over_later_p99"] <= 1.5) if result["first_over_later_p99"] is not None else "n/a"],
+        ]
+    return rows
+
+
 def render_table(report: dict) -> str:
     sections = report.get("sections", {})
     rows: list[list[str]] = []
@@ -243,6 +286,7 @@ def render_table(report: dict) -> str:
         rows += _detection(sections["detection"])
     if "registration" in sections:
         rows += _registration(sections["registration"])
+    rows += _timings(sections.get("timings", []))
     machine, load = report["machine"], report["load_average"]
     lines = [
         f"Benchmark ({report['mode']}), {report['started']}: {machine['nproc']} CPUs ({machine['cpu']}), "

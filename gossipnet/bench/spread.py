@@ -33,7 +33,7 @@ from gossipnet.config import PeerSettings, peer_argv
 from gossipnet.logs import logformat, runlog
 from gossipnet.logs.runlog import spread
 from gossipnet.protocol import auth
-from gossipnet.protocol.wire import Address, GossipMessage
+from gossipnet.protocol.wire import KEY_CHARS, SIGNATURE_CHARS, Address, GossipMessage
 
 # Ping-pongs before the timed ones (connection and caches warm up).
 FLOOR_WARMUP = 200
@@ -53,6 +53,12 @@ def gossip_line_bytes(origin: Address, text: str, signed: bool) -> int:
     """Bytes of the GOSSIP line that carries a message over a link, newline included."""
     body = GossipMessage.from_text(text, origin).body()
     return len(body) + (1 + len(auth.Identity().sign(body)) if signed else 0) + 1
+
+
+def binding_line_bytes(origin: Address, seeds: list[Address]) -> int:
+    """Bytes of the KEY line that carries ``origin``'s binding, vouched for by ``seeds``, newline included."""
+    vouches = sum(1 + len(str(seed)) + 1 + len(f"{time.time():.6f}") + 1 + SIGNATURE_CHARS for seed in seeds)
+    return len(f"KEY {origin} ") + KEY_CHARS + vouches + 1
 
 
 def typical_line_bytes(signed: bool = True) -> int:
@@ -174,13 +180,23 @@ def run_dissemination(n: int, most_messages: int, slot_per_peer: float, workdir:
     copies = runlog.forwarded_copies(run)
     derived = [copies.get(key, 0) for key in run.messages]
     predicted_bytes = sum(copies.get(key, 0) * gossip_line_bytes(key[0], key[1], net.auth) for key in run.messages)
+    # With authentication, each origin's binding goes over each link ahead of the first of its messages there.
+    bindings = runlog.binding_copies(run) if net.auth else {}
+    registered = {}
+    for event in run.events:
+        if event.event == logformat.REGISTERED:
+            registered.setdefault(event.node, []).append(event.address("seed"))
+    binding_bytes = sum(count * binding_line_bytes(origin, registered.get(origin, []))
+                        for origin, count in bindings.items())
+    predicted_bytes += binding_bytes
     measured_bytes = sum(count - before.get(socket_, 0) for socket_, count in after.items())
     mean_line = statistics.mean(gossip_line_bytes(key[0], key[1], net.auth) for key in run.messages)
     cost = {
         "peers": n, "links": links, "messages": len(run.messages),
         "derived_per_message": spread(derived), "derived_mean": statistics.mean(derived) if derived else None,
         "measured_per_message": measured_bytes / mean_line / len(run.messages) if run.messages else None,
-        "measured_bytes": measured_bytes, "derived_bytes": predicted_bytes,
+        "measured_bytes": measured_bytes, "derived_bytes": predicted_bytes, "binding_lines": sum(bindings.values()),
+        "binding_bytes": binding_bytes,
         "rule_per_message": 2 * links - (n - 1),
         "duplicates_logged": len(run.duplicates),
         "duplicates_dropped_per_message": (statistics.mean(derived) - (n - 1)) if derived else None,

@@ -80,6 +80,8 @@ PEER_DISCONNECTED = "PEER_DISCONNECTED"  # seed: peer=, reason=, accused=yes|no 
 # Added with leaving (a peer that stops tells its seeds: LEAVE, PROTOCOL.md §3.7)
 LEFT = "LEFT"  # peer: seeds=a,b (the seeds that took its LEAVE), missed=c (those that did not answer in time)
 PEER_LEFT = "PEER_LEFT"  # seed: peer=, size= (a listed peer left over its seed connection: out of the PL, not dead)
+# Added with keys that travel with the gossip (what the seed lookup costs is counted)
+KEYS_LOOKUP = "KEYS_LOOKUP"  # seed: asked=, found= (a GET_KEYS answered: addresses asked about, keys sent)
 
 _BARE = re.compile(r'[^\s"=]+')
 _FIELD = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|[^\s"=]+)(?: |$)')

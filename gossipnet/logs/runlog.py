@@ -446,34 +446,65 @@ def _first_receipt(run: Run, event: LogEvent) -> tuple[Address, str] | None:
     return key if receipt is not None and receipt.line == event.line else None
 
 
-def forwarded_copies(run: Run) -> dict[tuple[Address, str], int]:
-    """For each message, the copies the forwarding rule sent over links.
+def _forwards(run: Run) -> Iterator[tuple[LogEvent, set[Address]]]:
+    """Each forwarding the rule makes, as the event and the neighbours it goes to.
 
     Senders do not log what they send, so this is derived: the origin sends
     the message to every neighbour it has when it logs GOSSIP_GENERATED; a
     peer that accepts it sends it to every neighbour it has when it logs the
     first receipt, except the one it came from.  A peer's neighbours at a
     moment are its LINK_OPENED less its LINK_CLOSED lines up to then (a
-    closed link takes no more lines).  Catch-up replays when a link opens
-    are not counted here (see :func:`catch_up_copies`).
+    closed link takes no more lines).
     """
     linked: dict[Address, set[Address]] = defaultdict(set)
-    copies: dict[tuple[Address, str], int] = {}
     for event in run.events:
         name = event.event
+        targets: set[Address] | None = None
         try:
             if name == logformat.LINK_OPENED:
                 linked[event.node].add(event.address("neighbour"))
             elif name == logformat.LINK_CLOSED and not event.fields.get("reason", "").startswith(_DIAL_FAILURES):
                 linked[event.node].discard(event.address("neighbour"))
             elif name == logformat.GOSSIP_GENERATED:
-                key = (event.node, event.fields["msg"])
-                copies[key] = copies.get(key, 0) + len(linked[event.node])
-            elif name == logformat.GOSSIP_RECEIVED and (key := _first_receipt(run, event)) is not None:
-                copies[key] = copies.get(key, 0) + len(linked[event.node] - {event.address("from")})
+                targets = set(linked[event.node])
+            elif name == logformat.GOSSIP_RECEIVED and _first_receipt(run, event) is not None:
+                targets = linked[event.node] - {event.address("from")}
         except (LogFormatError, KeyError):
             continue  # Run already listed the damaged line in run.errors
+        if targets is not None:
+            yield event, targets
+
+
+def forwarded_copies(run: Run) -> dict[tuple[Address, str], int]:
+    """For each message, the copies the forwarding rule sent over links (derived: :func:`_forwards`).
+
+    Catch-up replays when a link opens are not counted here (see :func:`catch_up_copies`).
+    """
+    copies: dict[tuple[Address, str], int] = {}
+    for event, targets in _forwards(run):
+        origin = event.node if event.event == logformat.GOSSIP_GENERATED else event.address("origin")
+        key = (origin, event.fields["msg"])
+        copies[key] = copies.get(key, 0) + len(targets)
     return copies
+
+
+def binding_copies(run: Run) -> dict[Address, int]:
+    """For each origin, the binding lines (KEY, PROTOCOL.md §4.3) forwarding sent ahead of its messages.
+
+    A peer sends an origin's binding before the first message of that origin
+    it forwards over each link (derived as in :func:`forwarded_copies`: once
+    per sender, neighbour and origin).  A peer's own binding, which goes when
+    a link opens, and bindings in catch-up replays are not counted here.
+    """
+    sent: set[tuple[Address, Address, Address]] = set()  # (sender, neighbour, origin)
+    for event, targets in _forwards(run):
+        if event.event == logformat.GOSSIP_RECEIVED:
+            origin = event.address("origin")
+            sent.update((event.node, neighbour, origin) for neighbour in targets)
+    counts: dict[Address, int] = defaultdict(int)
+    for _, _, origin in sent:
+        counts[origin] += 1
+    return dict(counts)
 
 
 def catch_up_copies(run: Run) -> int:

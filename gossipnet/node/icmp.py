@@ -18,18 +18,24 @@ carries the answer to it.
   pings still running, by PID, and joins their threads.
 
 It sends nothing itself and reads no socket: ``ping`` does both.
+
+``subprocess`` and ``shutil`` are imported where a ping is run, not here:
+every peer loads this module, and with them comes compression code
+(bz2, lzma) that only a --liveness icmp or both peer ever uses.
 """
 
 from __future__ import annotations
 
 import contextlib
-import shutil
-import subprocess
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from gossipnet.config import ICMP_CHECK_TIMEOUT, ICMP_KILL_SHARE, ICMP_WAIT_SHARE
 from gossipnet.protocol.wire import Address
+
+if TYPE_CHECKING:
+    import subprocess
 
 PING = "ping"
 # The address the start-up check pings: this host's own, which answers whenever ICMP works at all.
@@ -48,6 +54,9 @@ def ping_command(ip: str, wait: float) -> list[str]:
 
 def ping_unavailable() -> str | None:
     """Why this host cannot run --liveness icmp (one line), or None if its ping works."""
+    import shutil
+    import subprocess
+
     if shutil.which(PING) is None:
         return MISSING
     try:
@@ -107,6 +116,8 @@ class Pinger:
 
     def _echo(self, neighbour: Address) -> bool:
         """Whether one echo request to the neighbour's IP got a reply."""
+        import subprocess
+
         try:
             # Its own session: a Ctrl-C at the terminal is for the peer, which then stops its pings.
             process = subprocess.Popen(self.command(neighbour.ip, self.wait), stdin=subprocess.DEVNULL,

@@ -44,6 +44,10 @@ class Link:
         self._ready = threading.Condition(threading.Lock())
         self._writing = True  # the writer holds lines not yet sent (True until it first waits)
         self.writer = threading.Thread(target=self._write_loop, name=f"write {neighbour}", daemon=True)
+        # origin -> the binding line (KEY) last sent on this link for it; written under the peer's
+        # lock, by forwarding (peergossip.Gossiping._send_vouched), which sends a binding before
+        # the first message of its origin that goes over the link.
+        self.bindings_sent: dict[Address, bytes] = {}
 
     def send(self, message: Message | bytes) -> bool:
         """Send ``message`` (or its encoded line) to the neighbour; False if the link cannot take it."""

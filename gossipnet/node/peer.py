@@ -81,6 +81,8 @@ from gossipnet.protocol.wire import (
     PeerList,
     ProtocolError,
     Register,
+    Vouched,
+    VouchRequest,
 )
 
 
@@ -144,6 +146,10 @@ class Peer(Linking, Gossiping, Repairing):
         lists = self.register()
         with self._lock:
             self._join_lists = {seed: set(handout.drawable(peers)) for seed, peers in lists.items()}
+        if self.identity is not None:
+            # Before any link opens, so that the first line on each can be this peer's binding.
+            for seed in lists:
+                self.on_vouched(seed, self._ask_vouch(seed))
         self._start(self._seed_report_loop, "seed reports")
         if self.identity is not None:
             self._start(self._key_lookup_loop, "key lookup")
@@ -171,7 +177,7 @@ class Peer(Linking, Gossiping, Repairing):
             for seed in list(pending):
                 if len(lists) == need or self.stopped.is_set():
                     break
-                peers = self._register_at(seed, attempt + 1)
+                peers = self._register_at(seed, attempt + 1, vouch_later=False)  # join() asks
                 if peers is not None:
                     pending.remove(seed)
                     lists[seed] = peers
@@ -191,9 +197,14 @@ class Peer(Linking, Gossiping, Repairing):
         self.log.event(logformat.PEER_LIST_UNION, count=len(union), peers=",".join(map(str, union)))
         return lists
 
-    def _register_at(self, seed: Address, attempt: int) -> dict[Address, int] | None:
+    def _register_at(self, seed: Address, attempt: int, vouch_later: bool = True) -> dict[Address, int] | None:
         """Register with one seed on the connection held to it (opened if need be, then kept and
-        served); its peer list (peer -> degree, without this peer), or None if it failed."""
+        served); its peer list (peer -> degree, without this peer), or None if it failed.
+
+        With ``vouch_later``, the seed is then asked to vouch for this peer's key
+        binding from the seed-report thread: this may be the seed connection's
+        own thread (a registration again), which cannot wait for its own reply.
+        """
         link = self._seed_link(seed)
         try:
             reply = link.register(Register(self.address, self._key()), REGISTER_TIMEOUT)
@@ -205,6 +216,8 @@ class Peer(Linking, Gossiping, Repairing):
             self.log.event(logformat.REGISTER_FAILED, seed=seed, attempt=attempt, reason=describe(exc))
             return None
         link.start(self._start)
+        if self.identity is not None and vouch_later:
+            self._to_seeds.put(((seed,), VouchRequest(self.address)))
         peers = {address: degree for address, degree in reply.peers if address != self.address}
         self.key_wait.learn(reply.keys.items())
         self.log.event(logformat.REGISTERED, seed=seed)
@@ -331,6 +344,13 @@ class Peer(Linking, Gossiping, Repairing):
                 return reply
         return transport.request(seed, message, timeout=timeout)
 
+    def _ask_vouch(self, seed: Address) -> Message:
+        """Ask ``seed`` to vouch for this peer's key binding: its VOUCHED, or an Error saying why not."""
+        try:
+            return self.ask_seed(seed, VouchRequest(self.address), SEED_REPORT_TIMEOUT)
+        except (OSError, ProtocolError) as exc:
+            return Error(describe(exc))
+
     def _seed_report_loop(self) -> None:
         """Deliver link and dead-node reports to the seeds, off the gossip path."""
         while (item := self._to_seeds.get()) is not None:
@@ -352,7 +372,9 @@ class Peer(Linking, Gossiping, Repairing):
                     reply = self.ask_seed(seed, message, SEED_REPORT_TIMEOUT)
                 except (OSError, ProtocolError) as exc:
                     reply = Error(describe(exc))
-                if isinstance(reply, Error):
+                if isinstance(message, VouchRequest) and isinstance(reply, (Vouched, Error)):
+                    self.on_vouched(seed, reply)
+                elif isinstance(reply, Error):
                     self.log.event(logformat.SEED_ERROR, seed=seed, request=message.VERB, reason=reply.reason)
                     # The seed removed this peer (wire.NOT_LISTED): a repair round registers it there again.
                     if isinstance(message, LinkReport) and reply.code == NOT_LISTED:

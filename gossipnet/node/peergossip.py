@@ -3,9 +3,13 @@
 With authentication on (the default), the peer signs its gossip (and its
 link and dead-node reports and liveness replies, see peer.py) with its
 Ed25519 key (auth.py).  A gossip message from a neighbour is verified
-against its origin's key before it is accepted, logged or forwarded; keys
-come with the peer lists, and a key this peer lacks (an origin that joined
-later) is fetched from the seeds while the message waits.  A neighbour that
+against its origin's key before it is accepted, logged or forwarded.  Keys
+come with the peer lists, and over the links: each seed a peer registers
+with vouches for its key binding (VOUCH), and a binding goes over a link
+before the first message of its origin that does (KEY, PROTOCOL.md §4.3),
+checked against the keys of the seeds this peer registered with.  A key this
+peer still lacks (its binding could not be checked) is fetched from the seeds
+while the message waits.  A neighbour that
 sends a message whose signature fails is cut off: honest peers never
 forward one.
 
@@ -21,15 +25,21 @@ from __future__ import annotations
 
 from gossipnet.config import CONNECT_TIMEOUT, KEY_LOOKUP_ATTEMPTS, KEY_LOOKUP_BACKOFF
 from gossipnet.logs import logformat
+from gossipnet.node.link import Link
 from gossipnet.protocol import auth
 from gossipnet.protocol.messagelist import forward_targets
 from gossipnet.protocol.wire import (
     MAX_KEYS_PER_REQUEST,
     Address,
+    Error,
     GossipMessage,
+    KeyBinding,
     Keys,
     KeysRequest,
+    Message,
     ProtocolError,
+    Vouched,
+    binding_body,
     encode,
 )
 
@@ -153,11 +163,52 @@ class Gossiping:
             # message had it in its ML replay (peerlinks.Linking._open_link).
             links = self.link_table.current()
             for neighbour in forward_targets(links, sender):
-                links[neighbour].send(line)
+                self._send_vouched(links[neighbour], message.origin, line)
         if sender is None:
             self.log.event(logformat.GOSSIP_GENERATED, msg=message.text, number=message.number)
         else:
             self.log.event(logformat.GOSSIP_RECEIVED, msg=message.text, origin=message.origin, **{"from": sender})
+
+    def _send_vouched(self, link: Link, origin: Address, line: bytes | GossipMessage) -> None:
+        """Send a message of ``origin`` on ``link``, after ``origin``'s binding if the link has not
+        carried that binding yet.  Under the peer's lock (which guards link.bindings_sent)."""
+        binding = self.key_wait.binding_line(origin)
+        if binding is not None and link.bindings_sent.get(origin) is not binding:
+            link.bindings_sent[origin] = binding
+            link.send(binding)
+        link.send(line)
+
+    def on_binding(self, binding: KeyBinding, line: str) -> None:
+        """A neighbour sent a binding: learn its key if a seed this peer knows vouched for it.
+
+        A binding no known seed vouches for is ignored, not held against the
+        neighbour (it may be honest, see KeyWait.accept_binding): it cannot
+        make a message verify, and that origin's messages wait for the seeds.
+        """
+        if self.identity is None or not self.key_wait.accept_binding(binding):
+            return
+        with self._lock:
+            self.accepted_lines.add(line)  # its copies from the other neighbours are dropped unparsed
+
+    def on_vouched(self, seed: Address, reply: Message) -> None:
+        """A seed answered this peer's VOUCH: learn the seed's key, add its vouch to this peer's binding."""
+        if isinstance(reply, Vouched) and self.identity is not None and reply.peer == self.address \
+                and reply.key == self.identity.key and reply.vouch.seed == seed \
+                and auth.verify(reply.seed_key, binding_body(reply.peer, reply.key, reply.vouch.when),
+                                reply.vouch.signature):
+            self.key_wait.learn_seed(seed, reply.seed_key)
+            self.key_wait.vouch_for_self(self.address, reply.key, reply.vouch)
+            # Links already open (a neighbour dialled as soon as a seed listed this peer) get it now.
+            own = self.key_wait.binding_line(self.address)
+            with self._lock:
+                for link in self.link_table.current().values():
+                    if link.bindings_sent.get(self.address) is not own:
+                        link.bindings_sent[self.address] = own
+                        link.send(own)
+        else:
+            reason = reply.reason if isinstance(reply, Error) else f"a vouch that is not for this peer's key: " \
+                                                                    f"{reply.encode()[:100]!r}"
+            self.log.event(logformat.SEED_ERROR, seed=seed, request="VOUCH", reason=reason)
 
     def _gossip_loop(self) -> None:
         for number in range(1, self.settings.gossip_count + 1):

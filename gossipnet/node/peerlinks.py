@@ -39,6 +39,7 @@ from gossipnet.protocol.wire import (
     Full,
     GossipMessage,
     Hello,
+    KeyBinding,
     LinkReport,
     LivenessReply,
     LivenessRequest,
@@ -144,8 +145,13 @@ class Linking:
         def greet() -> None:  # once the table admits the link, before it is in the table
             if not initiator:
                 link.send(Hello(self.address))
+            # This peer's binding (once its seeds vouched for it), then the ML, each origin's
+            # binding before its first message (peergossip.Gossiping._send_vouched).
+            if (own := self.key_wait.binding_line(self.address)) is not None:
+                link.bindings_sent[self.address] = own
+                link.send(own)
             for message in self.message_list.messages():
-                link.send(message)
+                self._send_vouched(link, message.origin, message)
 
         # Under the peer's lock, as forwarding is (peergossip.py): each message either
         # is in this replay or is forwarded later, never both, never neither.
@@ -157,9 +163,6 @@ class Linking:
             installed, stale = self.link_table.install(link, greet)
         if not installed:
             return None
-        if self.identity is not None:
-            # A newcomer's own messages come next: fetch its key before they do.
-            self.key_wait.want(neighbour)
         if stale is not None:  # its connection had closed: the neighbour came back
             stale.close()
         link.writer.start()
@@ -179,6 +182,8 @@ class Linking:
                 message = parse(line)
                 if isinstance(message, GossipMessage):
                     self.receive(message, link.neighbour)
+                elif isinstance(message, KeyBinding):
+                    self.on_binding(message, line)
                 elif isinstance(message, LivenessRequest):
                     link.send(self._sign(message.reply(self.address)))
                 elif not isinstance(message, LivenessReply):

@@ -74,6 +74,10 @@ from gossipnet.protocol.wire import (
     ProtocolError,
     Register,
     RemovalNotice,
+    Vouch,
+    Vouched,
+    VouchRequest,
+    binding_body,
 )
 
 
@@ -102,6 +106,8 @@ class Seed:
         self._reconsider_lock = threading.Lock()
         # The threads checking the peers restored from the state file (start).
         self._restore_checks: list[threading.Thread] = []
+        # The key this seed vouches for key bindings with (VOUCH); made at each start, like a peer's.
+        self.identity = auth.Identity() if settings.auth else None
         server.handler = self.handle
 
     def restore(self, saved: Saved) -> dict[str, int]:
@@ -174,7 +180,11 @@ class Seed:
         if isinstance(message, PeerListRequest):
             return self.table.peer_list()
         if isinstance(message, KeysRequest):
-            return self.table.keys(message.peers)
+            keys = self.table.keys(message.peers)
+            self.log.event(logformat.KEYS_LOOKUP, asked=len(message.peers), found=len(keys.keys))
+            return keys
+        if isinstance(message, VouchRequest):
+            return self.vouch(message.peer)
         if isinstance(message, LinkReport):
             return self.on_link(message)
         if isinstance(message, DeadNodeReport):
@@ -208,6 +218,20 @@ class Seed:
         if new:
             self.log.event(logformat.PL_ADDED, peer=message.peer, size=size)
         return before
+
+    def vouch(self, peer: Address) -> Message:
+        """Vouch for the key this seed bound to ``peer`` (its current one): signed, with this seed's own key.
+
+        Bindings are public (GET_KEYS tells them to anyone), so any client may ask.
+        """
+        if self.identity is None:
+            return Error("this seed vouches for no keys (it runs with --no-auth)")
+        key = self.table.key(peer)
+        if key is None:
+            return Error(f"no key bound to {peer}")
+        when = f"{self.clock():.6f}"
+        return Vouched(self.identity.key, peer, key,
+                       Vouch(self.address, when, self.identity.sign(binding_body(peer, key, when))))
 
     def check_key(self, message: Register) -> str | None:
         """Bind a key only to an address that proves it holds it; None if the registration may go on.

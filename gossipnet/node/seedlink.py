@@ -32,8 +32,6 @@ import select
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 
 from gossipnet.config import (
     CONNECT_TIMEOUT,
@@ -108,10 +106,7 @@ class SeedLink:
                 return None
             self._requests.append((message, timeout, future))
         self._wake()
-        try:
-            return future.result(timeout=timeout + AHEAD)
-        except FutureTimeout:
-            return None
+        return future.result(timeout=timeout + AHEAD)
 
     def register(self, message: Message, timeout: float = REGISTER_TIMEOUT) -> Message:
         """Send a REGISTER and return the seed's reply.
@@ -283,6 +278,26 @@ class SeedLink:
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+class Future:
+    """One reply awaited: ``set_result`` once, ``result`` waits for it.
+
+    Not concurrent.futures.Future: that module brings `logging` and more into
+    every peer (memory and start-up time) for this one wait.
+    """
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._value: Message | None = None
+
+    def set_result(self, value: Message | None) -> None:
+        self._value = value
+        self._done.set()
+
+    def result(self, timeout: float) -> Message | None:
+        """The reply, or None if none came within ``timeout`` seconds."""
+        return self._value if self._done.wait(timeout) else None
 
 
 def _exchange(conn: Connection, message: Message, timeout: float) -> Message:

@@ -45,6 +45,10 @@ MAX_DEGREE_DIGITS = 6
 MAX_KEYS_PER_REQUEST = 128
 # Keys a seed keeps per address across restarts, and returns in KEYS.
 KEY_HISTORY = 4
+# Seeds' signatures one KEY line may carry: a binding carries those of the
+# majority of seeds its peer registered with; 32 covers a config of 63 seeds,
+# and 32 vouches (~140 bytes each) stay well inside a line.
+MAX_VOUCHES = 32
 
 # Error codes: a stable token that opens an ERROR reason, ``<code>: <text>``,
 # for the receiver to act on; the text after it is for people and may change.
@@ -625,9 +629,104 @@ class Leave(PeerNaming):
     VERB: ClassVar[str] = "LEAVE"
 
 
+# --- Keys that travel with the gossip, vouched for by the seeds (PROTOCOL.md §4.3) ---------
+
+
+def binding_body(peer: Address, key: str, when: str) -> str:
+    """What a seed signs to vouch that it bound ``key`` to ``peer`` (at ``when``, its clock)."""
+    return f"BINDING {peer} {key} {when}"
+
+
+@dataclass(frozen=True)
+class VouchRequest(PeerNaming):
+    """A peer asks a seed it registered with to vouch for the key bound to an address (its own)."""
+
+    VERB: ClassVar[str] = "VOUCH"
+
+
+@dataclass(frozen=True)
+class Vouch:
+    """One seed's signature over a binding_body, made at ``when``: ``IP:port/when/signature``."""
+
+    seed: Address
+    when: str
+    signature: str
+
+    def __post_init__(self) -> None:
+        _timestamp(self.when)
+        if not is_signature(self.signature):
+            raise ProtocolError(f"malformed signature {self.signature[:100]!r}")
+
+    def encode(self) -> str:
+        return f"{self.seed}/{self.when}/{self.signature}"
+
+    @classmethod
+    def decode(cls, text: str) -> Vouch:
+        fields = text.split("/")
+        if len(fields) != 3:
+            raise ProtocolError(f"{text[:60]!r} is not IP:port/when/signature")
+        return cls(Address.parse(fields[0]), fields[1], fields[2])
+
+
+@dataclass(frozen=True)
+class Vouched:
+    """A seed's answer to ``VOUCH``: its own key, and its vouch for the key it bound to ``peer``."""
+
+    VERB: ClassVar[str] = "VOUCHED"
+    seed_key: str
+    peer: Address
+    key: str
+    vouch: Vouch
+
+    def __post_init__(self) -> None:
+        _key(self.seed_key)
+        _key(self.key)
+
+    def encode(self) -> str:
+        return f"{self.VERB} {self.seed_key} {self.peer} {self.key} {self.vouch.encode()}"
+
+    @classmethod
+    def decode(cls, rest: str) -> Vouched:
+        fields = rest.split(" ")
+        if len(fields) != 4:
+            raise ProtocolError("VOUCHED takes a seed key, an address, a key and a vouch")
+        return cls(fields[0], Address.parse(fields[1]), fields[2], Vouch.decode(fields[3]))
+
+
+@dataclass(frozen=True)
+class KeyBinding:
+    """``peer``'s key with the vouches of seeds that bound it; sent over a link before the first
+    message of ``peer`` that goes over it (and a peer's own, when the link opens)."""
+
+    VERB: ClassVar[str] = "KEY"
+    peer: Address
+    key: str
+    vouches: tuple[Vouch, ...]
+
+    def __post_init__(self) -> None:
+        _key(self.key)
+        if not 1 <= len(self.vouches) <= MAX_VOUCHES:
+            raise ProtocolError(f"KEY carries 1 to {MAX_VOUCHES} vouches")
+        if len({vouch.seed for vouch in self.vouches}) != len(self.vouches):
+            raise ProtocolError("KEY names a seed twice")
+
+    def encode(self) -> str:
+        return " ".join([self.VERB, str(self.peer), self.key, *(vouch.encode() for vouch in self.vouches)])
+
+    @classmethod
+    def decode(cls, rest: str) -> KeyBinding:
+        fields = rest.split(" ")
+        if len(fields) < 3:
+            raise ProtocolError("KEY takes an address, a key and at least one vouch")
+        if len(fields) > 2 + MAX_VOUCHES:
+            raise ProtocolError(f"KEY carries more than {MAX_VOUCHES} vouches")
+        return cls(Address.parse(fields[0]), fields[1], tuple(Vouch.decode(item) for item in fields[2:]))
+
+
 Message = (
     Register | PeerListRequest | PeerList | LinkReport | DeadNodeReport | Ok | Error
     | Hello | GossipMessage | LivenessRequest | LivenessReply | KeysRequest | Keys | RemovalNotice | Leave
+    | VouchRequest | Vouched | KeyBinding
 )
 
 _KINDS: dict[str, type] = {
@@ -635,6 +734,7 @@ _KINDS: dict[str, type] = {
     for kind in (
         Register, PeerListRequest, PeerList, LinkReport, DeadNodeReport, Ok, Error,
         Hello, GossipMessage, LivenessRequest, LivenessReply, KeysRequest, Keys, RemovalNotice, Leave,
+        VouchRequest, Vouched, KeyBinding,
     )
 }
 

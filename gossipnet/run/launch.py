@@ -12,6 +12,7 @@ This module knows nothing of what nodes do once they run.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -87,8 +88,26 @@ class NodeProcess:
         return f"{self.role}{where} (pid {self.pid})"
 
 
+@functools.cache
+def compile_package() -> None:
+    """Compile the package's modules to bytecode once, before the first node starts.
+
+    Only when this interpreter is told not to write bytecode
+    (PYTHONDONTWRITEBYTECODE, as on the project's machine): then no node
+    would, and every node would compile every module it imports at its
+    start, about 30 ms of CPU each (docs/BENCHMARKS.md).  The files go where
+    Python itself would put them (``__pycache__``, ignored by git) and are
+    only rewritten when a source changed.
+    """
+    if sys.dont_write_bytecode:
+        import compileall
+
+        compileall.compile_dir(ROOT / "gossipnet", quiet=2)
+
+
 def module_command(module: str) -> list[str]:
     """``python -m MODULE`` for a module of this package; run it with :func:`module_env`."""
+    compile_package()
     return [sys.executable, "-m", module]
 
 
@@ -110,6 +129,7 @@ def spawn(role: str, args: Iterable[str], stderr_path: str | Path, cwd: str | Pa
     own process, so that the pid in the STARTED line is the one spawned here.
     """
     stderr_path = Path(stderr_path)
+    compile_package()
     spawned = time.time()
     with open(stderr_path, "wb") as stderr:
         process = subprocess.Popen(

@@ -160,3 +160,18 @@ def test_a_peer_that_restarts_with_a_new_key_is_heard_again(network):
     network.wait_until(heard_everywhere, 60, "the restarted peer's messages at every other peer")
     assert again.process.poll() is None
     assert not [e for e in network.events(logformat.GOSSIP_REJECTED) if e.fields["reason"] != "duplicate"]
+
+
+def test_keys_travel_with_the_gossip_so_the_seeds_answer_few_key_lookups(network):
+    # Peers join together, so each receives messages of origins that registered after it.
+    # Each origin's binding, vouched for by its seeds, travels ahead of its messages: the seeds
+    # are asked about no origin as a rule (the fallback stays for a binding that cannot be checked).
+    # The old way asked about every later joiner at every peer: dozens of lookups here.
+    network.start_seeds(3)
+    peers = network.start_peers(8)
+    network.wait_until(lambda: network.all_delivered(peers, GOSSIP_COUNT), 90, "every message everywhere")
+    lookups = network.events(logformat.KEYS_LOOKUP)
+    assert len(lookups) <= len(peers), [(e.node, e.fields) for e in lookups][:5]
+    vouches = [e for e in network.events(logformat.SEED_ERROR) if e.fields["request"] == "VOUCH"]
+    assert not vouches
+    assert not network.events(logformat.GOSSIP_REJECTED)

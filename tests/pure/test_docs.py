@@ -1,5 +1,6 @@
 """The protocol document's example exchange is made of real lines: each parses,
-re-encodes to itself, and each signature in it verifies against the keys shown."""
+re-encodes to itself, and each signature in it verifies against the keys shown
+(a binding's vouches against the seed keys shown)."""
 
 from __future__ import annotations
 
@@ -36,8 +37,24 @@ def test_every_signature_in_the_example_verifies():
         elif isinstance(message, wire.Keys):
             for address, key in message.keys:
                 keys.setdefault(address, set()).add(key)
+        elif isinstance(message, wire.Vouched):
+            keys.setdefault(message.vouch.seed, set()).add(message.seed_key)
     signed = [message for message in messages if getattr(message, "signature", None)]
     assert signed, "the example shows authentication at work"
     for message in signed:
         signer = getattr(message, "origin", None) or getattr(message, "reporter", None) or message.replier
         assert any(auth.verify(key, message.body(), message.signature) for key in keys[signer]), message
+
+
+def test_every_binding_in_the_example_is_vouched_for_by_a_seed_key_shown():
+    messages = [wire.parse(line) for line in example_lines()]
+    seed_keys = {m.vouch.seed: {m.seed_key} for m in messages if isinstance(m, wire.Vouched)}
+    vouched = [m for m in messages if isinstance(m, wire.Vouched)]
+    bindings = [m for m in messages if isinstance(m, wire.KeyBinding)]
+    assert vouched and bindings, "the example shows keys travelling with the gossip"
+    for m in vouched:
+        assert auth.verify(m.seed_key, wire.binding_body(m.peer, m.key, m.vouch.when), m.vouch.signature)
+    for binding in bindings:
+        assert auth.vouched(binding, seed_keys), binding
+        # ... and not for another key: the vouch covers the binding's key.
+        assert not auth.vouched(wire.KeyBinding(binding.peer, vouched[0].seed_key, binding.vouches), seed_keys)

@@ -8,7 +8,9 @@ from gossipnet.node import keywait
 from gossipnet.node.keywait import KeyWait
 from gossipnet.node.link import Link
 from gossipnet.node.linktable import LinkTable
-from gossipnet.protocol.wire import Address, GossipMessage, ProtocolError
+from gossipnet.protocol import wire
+from gossipnet.protocol.auth import Identity
+from gossipnet.protocol.wire import Address, GossipMessage, KeyBinding, ProtocolError, Vouch, binding_body, encode
 
 SMALL = Address("127.0.0.1", 9001)
 LARGE = Address("127.0.0.1", 9002)
@@ -232,14 +234,53 @@ def test_a_message_that_fails_against_a_known_key_is_held_for_a_fresh_lookup():
     assert released == [(held, LARGE, frozenset({"old", "new"}))]
 
 
-def test_a_newcomers_key_is_wanted_ahead_of_its_messages_unless_known():
+SEED_A, SEED_B = Address("127.0.0.1", 8001), Address("127.0.0.1", 8002)
+
+
+def vouch(seed: Address, identity: Identity, peer: Address, key: str, when: str) -> Vouch:
+    return Vouch(seed, when, identity.sign(binding_body(peer, key, when)))
+
+
+def test_a_binding_is_learned_only_when_a_seed_this_peer_knows_vouches_for_it():
+    seed_a, seed_b, attacker, origin, restarted = (Identity() for _ in range(5))
     wait = KeyWait()
-    wait.want(LARGE)
-    assert wait.wanted.is_set() and wait.origins(10) == [LARGE]
-    assert wait.settle([LARGE], [(LARGE, "k")], every_seed_answered=True) == ([], False)
-    wait.wanted.clear()
-    wait.want(LARGE)
-    assert not wait.wanted.is_set() and wait.origins(10) == []
+    wait.learn_seed(SEED_A, seed_a.key)  # this peer registered with A only
+    unknown = KeyBinding(OTHER, origin.key, (vouch(SEED_B, seed_b, OTHER, origin.key, "10"),))
+    assert not wait.accept_binding(unknown)  # B's key is not known here: not trusted (not wrong either)
+    # A forger names seed A but cannot sign as A; nor can it move A's vouch onto another key.
+    forged = KeyBinding(OTHER, attacker.key, (vouch(SEED_A, attacker, OTHER, attacker.key, "10"),))
+    moved = KeyBinding(OTHER, attacker.key, (vouch(SEED_A, seed_a, OTHER, origin.key, "10"),))
+    assert not wait.accept_binding(forged) and not wait.accept_binding(moved)
+    assert wait.keys_of(OTHER) is None and wait.binding_line(OTHER) is None
+    # One vouch from a known seed is enough, beside ones this peer cannot check.
+    honest = KeyBinding(OTHER, origin.key, (vouch(SEED_A, seed_a, OTHER, origin.key, "10"),
+                                            vouch(SEED_B, seed_b, OTHER, origin.key, "10")))
+    assert wait.accept_binding(honest)
+    assert wait.keys_of(OTHER) == {origin.key} and wait.binding_line(OTHER) == encode(honest)
+    # The same binding again (another neighbour's copy): the line held stays the very one that
+    # forwarding compares with what each link carried, so no link carries it twice.
+    held = wait.binding_line(OTHER)
+    assert wait.accept_binding(wire.parse(encode(honest)[:-1].decode())) and wait.binding_line(OTHER) is held
+    # The origin restarts with a new key, vouched for later: both keys verify, the new binding is forwarded.
+    newer = KeyBinding(OTHER, restarted.key, (vouch(SEED_A, seed_a, OTHER, restarted.key, "20"),))
+    assert wait.accept_binding(newer)
+    assert wait.keys_of(OTHER) == {origin.key, restarted.key} and wait.binding_line(OTHER) == encode(newer)
+    assert wait.accept_binding(honest) and wait.binding_line(OTHER) == encode(newer)  # an older one comes late
+
+
+def test_a_peers_own_binding_gathers_one_vouch_per_seed_and_starts_over_with_a_new_key():
+    seed_a, seed_b, own = Identity(), Identity(), Identity()
+    wait = KeyWait()
+    first = wait.vouch_for_self(SMALL, own.key, vouch(SEED_B, seed_b, SMALL, own.key, "1"))
+    both = wait.vouch_for_self(SMALL, own.key, vouch(SEED_A, seed_a, SMALL, own.key, "2"))
+    again = wait.vouch_for_self(SMALL, own.key, vouch(SEED_B, seed_b, SMALL, own.key, "3"))  # B re-registered
+    assert [v.seed for v in first.vouches] == [SEED_B]
+    assert [v.seed for v in both.vouches] == [SEED_A, SEED_B]
+    assert [(v.seed, v.when) for v in again.vouches] == [(SEED_A, "2"), (SEED_B, "3")]
+    assert wait.binding_line(SMALL) == encode(again)
+    renewed = Identity()  # a new key (this process never makes one, but a binding is per key)
+    fresh = wait.vouch_for_self(SMALL, renewed.key, vouch(SEED_A, seed_a, SMALL, renewed.key, "4"))
+    assert fresh.key == renewed.key and [v.seed for v in fresh.vouches] == [SEED_A]
 
 
 def test_origins_are_asked_for_longest_waiting_first_up_to_the_limit():

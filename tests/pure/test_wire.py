@@ -23,6 +23,9 @@ from gossipnet.protocol.wire import (
     ProtocolError,
     Register,
     RemovalNotice,
+    Vouch,
+    Vouched,
+    VouchRequest,
 )
 
 # Distinct IPs everywhere a text carries more than one, so a swapped field shows.
@@ -76,6 +79,11 @@ MESSAGES = [
     Leave(A),
     Full(A),
     Full(A, (B, C)),
+    # Keys that travel with the gossip
+    VouchRequest(A),
+    Vouched(KEY, A, KEY, Vouch(C, TS, SIG)),
+    wire.KeyBinding(A, KEY, (Vouch(B, TS, SIG),)),
+    wire.KeyBinding(A, KEY, (Vouch(B, TS, SIG), Vouch(C, "1732406400", SIG))),
 ]
 
 
@@ -479,3 +487,17 @@ def test_full_names_each_neighbour_once_and_never_itself():
         wire.parse("FULL")
     with pytest.raises(ProtocolError):
         Full(A, tuple(Address("10.0.0.1", port) for port in range(1, wire.MAX_FULL_NEIGHBOURS + 2)))
+def test_a_binding_line_is_bounded_and_names_each_seed_once():
+    vouches = tuple(Vouch(Address("10.0.1.1", port), TS, SIG) for port in range(1, wire.MAX_VOUCHES + 2))
+    line = f"KEY {A} {KEY} " + " ".join(v.encode() for v in vouches)
+    with pytest.raises(ProtocolError, match="more than"):
+        wire.parse(line)
+    assert len(wire.encode(wire.parse(line.rsplit(" ", 1)[0]))) < wire.MAX_LINE_BYTES  # the most a KEY carries fits
+    with pytest.raises(ProtocolError, match="twice"):
+        wire.parse(f"KEY {A} {KEY} {vouches[0].encode()} {vouches[0].encode()}")
+    for bad in (f"KEY {A} {KEY}", f"KEY {A} {KEY} {B}/{TS}", f"KEY {A} {KEY} {B}/x/{SIG}",
+                f"KEY {A} nokey {B}/{TS}/{SIG}", f"VOUCHED {KEY} {A} {KEY}"):
+        with pytest.raises(ProtocolError):
+            wire.parse(bad)
+    # What a seed signs: the verb BINDING opens it, so no other signed line can pass for one.
+    assert wire.binding_body(A, KEY, TS) == f"BINDING {A} {KEY} {TS}"

@@ -27,8 +27,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from gossipnet.config import (
     ANCHOR_CANDIDATES,
     HANDSHAKE_TIMEOUT,
@@ -234,7 +232,7 @@ def test_fuzzing_a_live_seed_and_peer(network, tmp_path):
     refuser.bind(("127.0.0.1", 0))
     closed = Address(*refuser.getsockname())
     rng = random.Random(RNG_SEED)
-    identity = Identity(Ed25519PrivateKey.from_private_bytes(rng.randbytes(32)))
+    identity = Identity(rng.randbytes(32))
     tallies = {seed.address: Tally(), peer.address: Tally()}
     work_queues = {}
     for node in (seed, peer):

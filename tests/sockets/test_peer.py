@@ -24,10 +24,13 @@ from gossipnet.protocol.wire import (
     Full,
     GossipMessage,
     Hello,
+    KeyBinding,
     Keys,
     KeysRequest,
     LinkReport,
     LivenessRequest,
+    Vouch,
+    binding_body,
     encode,
 )
 from netharness import wait_for
@@ -322,3 +325,74 @@ def test_an_origin_its_own_seeds_do_not_know_is_looked_up_at_the_other_seeds(sig
     finally:
         for server in seeds:
             server.stop()
+
+
+# --- Keys that travel with the gossip, vouched for by the seeds (PROTOCOL.md §4.3) ---------------
+
+SEED = Address("127.0.0.1", 9600)
+SEED_ID = Identity()
+
+
+def binding(peer: Address, identity: Identity, seed_id: Identity = SEED_ID, when: str = "1700000000.5",
+            seed: Address = SEED) -> KeyBinding:
+    """``peer``'s binding to ``identity``'s key as ``seed`` vouches for it (``seed_id`` signs)."""
+    return KeyBinding(peer, identity.key, (Vouch(seed, when, seed_id.sign(binding_body(peer, identity.key, when))),))
+
+
+def test_a_vouched_binding_lets_a_newcomers_message_verify_with_no_seed_asked(signed_peer):
+    # The peer registered with SEED (it knows SEED's key) and has no seed to ask: a lookup would drop the message.
+    signed_peer.key_wait.learn_seed(SEED, SEED_ID.key)
+    newcomer, its_id = Address("127.0.0.1", 9501), Identity()
+    x, y = linked(signed_peer, X, Y)
+    vouched = binding(newcomer, its_id)
+    first, second = message(newcomer, 1).signed(its_id), message(newcomer, 2).signed(its_id)
+    x.send(vouched)
+    x.send(first)
+    wait_for(lambda: first in signed_peer.message_list, "the newcomer's message")
+    # Forwarded with its binding ahead of it, once per link: the next message goes alone.
+    assert (y.read(), y.read()) == (vouched, first)
+    x.send(second)
+    assert y.read() == second
+    assert not [e for e in _events(signed_peer) if e.event == logformat.GOSSIP_REJECTED]
+
+
+def test_a_binding_no_known_seed_vouches_for_makes_no_forgery_verify(signed_peer):
+    # A stand-in seed of the peer's config holds the newcomer's real key (the lookup's answer).
+    newcomer, its_id, forger = Address("127.0.0.1", 9502), Identity(), Identity()
+
+    def answer(conn):
+        while isinstance(request := conn.read(), KeysRequest):
+            conn.send(Keys(((newcomer, its_id.key),) if newcomer in request.peers else ()))
+
+    seed = NodeServer("127.0.0.1", 0, handler=answer)
+    seed.start()
+    try:
+        signed_peer.seeds = signed_peer.registered_seeds = [seed.address]
+        signed_peer.key_wait.learn_seed(SEED, SEED_ID.key)
+        x, y = linked(signed_peer, X, Y)
+        fake = message(newcomer, 1).signed(forger)
+        # The forger's key, "vouched" in SEED's name but signed by the forger; and SEED's real vouch for the
+        # newcomer's real binding, moved onto the forger's key.  Neither is taken.
+        real_vouch = binding(newcomer, its_id).vouches
+        x.send(binding(newcomer, forger, seed_id=forger))
+        x.send(KeyBinding(newcomer, forger.key, real_vouch))
+        x.send(fake)
+        wait_for(lambda: X not in signed_peer.link_table.neighbours(), "the forger's link to be cut")
+        assert signed_peer.key_wait.keys_of(newcomer) == {its_id.key}  # from the seed, not from the forger
+        rejected = [e for e in _events(signed_peer) if e.event == logformat.GOSSIP_REJECTED]
+        assert [(e.fields["from"], e.fields["reason"]) for e in rejected] == [(str(X), "bad signature")]
+        # The real message of that identity still gets through, with its real binding.
+        real = message(newcomer, 1).signed(its_id)
+        y.send(binding(newcomer, its_id))
+        y.send(real)
+        wait_for(lambda: real in signed_peer.message_list, "the real message")
+    finally:
+        seed.stop()
+
+
+def test_a_peer_hands_a_new_neighbour_its_own_binding_first(signed_peer):
+    own = signed_peer.key_wait.vouch_for_self(
+        signed_peer.address, signed_peer.identity.key,
+        binding(signed_peer.address, signed_peer.identity).vouches[0])
+    (x,) = linked(signed_peer, X)  # linked() read the HELLO
+    assert x.read() == own

@@ -15,7 +15,7 @@ from gossipnet.node.framing import LineReader
 from gossipnet.node.seed import Seed
 from gossipnet.node.transport import NodeServer
 from gossipnet.protocol import deadnode
-from gossipnet.protocol.auth import Identity
+from gossipnet.protocol.auth import Identity, verify
 from gossipnet.protocol.peertable import PeerTable
 from gossipnet.protocol.wire import (
     NOT_LISTED,
@@ -32,6 +32,9 @@ from gossipnet.protocol.wire import (
     PeerListRequest,
     Register,
     RemovalNotice,
+    Vouched,
+    VouchRequest,
+    binding_body,
     encode,
 )
 from netharness import unused_address, wait_for
@@ -174,7 +177,7 @@ def signing_responder(identity: Identity) -> Responder:
     return responder
 
 
-def test_a_key_is_bound_only_to_an_address_that_proves_it_holds_it(seed):
+def test_a_key_is_bound_only_to_an_address_that_proves_it_holds_it(seed, tmp_path):
     mine, other = Identity(), Identity()
     holder = signing_responder(mine)
     try:
@@ -195,6 +198,10 @@ def test_a_key_is_bound_only_to_an_address_that_proves_it_holds_it(seed):
         assert ask(seed, PeerListRequest()).keys == {address: other.key}
         # Both stay on record, so messages signed before the restart still verify.
         assert ask(seed, KeysRequest((address,))) == Keys(((address, mine.key), (address, other.key)))
+        # Each lookup answered is one KEYS_LOOKUP line (the bench counts them): what was asked, what was sent.
+        lookups = [(e.fields["asked"], e.fields["found"]) for e in events_of(tmp_path / "log.txt",
+                                                                             logformat.KEYS_LOOKUP)]
+        assert lookups == [("2", "1"), ("1", "2")]
     finally:
         holder.server.stop()
 
@@ -459,3 +466,30 @@ def test_only_the_connection_a_peer_registered_on_can_take_it_out(seed, tmp_path
         assert not events_of(tmp_path / "log.txt", logformat.PEER_LEFT)
     finally:
         sock.close()
+def test_a_seed_vouches_only_for_the_key_it_bound_and_signs_with_its_own_key(seed, tmp_path):
+    server = NodeServer("127.0.0.1", 0, handler=lambda conn: None)
+    log = logformat.NodeLog("seed", server.address, tmp_path / "auth-log.txt", console=False)
+    server.log = log
+    signing = Seed(server, log, SeedSettings(probe_timeout=1.0))
+    server.start()
+    mine = Identity()
+    holder = signing_responder(mine)
+    try:
+        nobody = unused_address()
+        assert ask(signing, VouchRequest(nobody)) == Error(f"no key bound to {nobody}")
+        assert isinstance(ask(signing, Register(holder.address, mine.key)), PeerList)
+        vouched = ask(signing, VouchRequest(holder.address))
+        assert isinstance(vouched, Vouched)
+        assert (vouched.seed_key, vouched.peer, vouched.key, vouched.vouch.seed) == (
+            signing.identity.key, holder.address, mine.key, signing.address)
+        body = binding_body(holder.address, mine.key, vouched.vouch.when)
+        assert verify(signing.identity.key, body, vouched.vouch.signature)
+        assert not verify(signing.identity.key, binding_body(holder.address, Identity().key, vouched.vouch.when),
+                          vouched.vouch.signature)
+        # A --no-auth seed holds no key to vouch with.
+        assert ask(seed, VouchRequest(holder.address)) == Error(
+            "this seed vouches for no keys (it runs with --no-auth)")
+    finally:
+        holder.server.stop()
+        server.stop()
+        log.close()

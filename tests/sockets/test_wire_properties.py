@@ -124,6 +124,12 @@ STRATEGIES = {
     Leave: st.builds(Leave, addresses),
     Full: st.builds(Full, addresses, st.lists(addresses, max_size=20, unique=True).map(tuple)).filter(
         lambda full: full.peer not in full.neighbours),
+    wire.VouchRequest: st.builds(wire.VouchRequest, addresses),
+    wire.Vouched: st.builds(wire.Vouched, keys, addresses, keys,
+                            st.builds(wire.Vouch, addresses, timestamps, generated_signatures)),
+    wire.KeyBinding: st.builds(wire.KeyBinding, addresses, keys, st.lists(
+        st.builds(wire.Vouch, addresses, timestamps, generated_signatures), min_size=1, max_size=4,
+        unique_by=lambda vouch: vouch.seed).map(tuple)),
 }
 messages = st.one_of(*STRATEGIES.values())
 

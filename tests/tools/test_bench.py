@@ -85,5 +85,48 @@ def test_forwarded_and_catch_up_copies_follow_each_peers_links_at_the_time():
     key = (Address("127.0.0.1", 9001), "1795000000.000000:127.0.0.1:1")
     # 9001 sends to 9002 (1), 9002 to 9003 (1, not back to 9001), 9003 to nobody (its only link is the sender).
     assert runlog.forwarded_copies(run) == {key: 2}
+    # With authentication, 9001's binding goes ahead of its message once per link a forwarder sends it on:
+    # 9002 -> 9003 (9001's own binding went when its link opened; 9003 sends nothing on).
+    assert runlog.binding_copies(run) == {key[0]: 1}
     # The late link 9003-9001: each end replays its Message List of one message.
     assert runlog.catch_up_copies(run) == 2
+
+
+def test_bench_timings_reports_cpu_memory_key_lookups_and_first_against_later(tmp_path):
+    # The report's timings: 10 messages 5 s apart, so this takes about a minute whatever the machine.
+    out = tmp_path / "bench.json"
+    done = subprocess.run([*launch.module_command("gossipnet.bench"), "--only", "timings", "--sizes", "4",
+                           "--json", str(out)], env=launch.module_env(), cwd=tmp_path, capture_output=True,
+                          text=True, timeout=400)
+    assert done.returncode == 0, done.stderr
+    rows = [cells(line) for line in done.stdout.splitlines() if line.startswith("|")][2:]
+    assert {row[1] for row in rows} == {"CPU per delivered message N=4", "Peer memory N=4",
+                                        "Key lookups at the seeds N=4", "First message against later N=4"}
+    assert not any("error:" in row[3] for row in rows), done.stdout
+
+    [timings] = json.loads(out.read_text())["sections"]["timings"]
+    assert timings["delivery"] == 1.0 and timings["delivered"] == 4 * 10 * 3  # each message at the 3 others
+    assert timings["messages"] == 40
+    assert 0 < timings["startup_cpu_s"] < timings["cpu_s"]
+    assert timings["cpu_per_delivery_s"] == timings["cpu_s"] / timings["delivered"]
+    # PSS splits shared pages, so it never exceeds RSS; every peer was sampled.
+    assert 0 < timings["pss_mib"]["median"] <= timings["rss_mib"]["median"] <= timings["rss_mib"]["max"]
+    assert isinstance(timings["key_lookups"], int) and timings["key_lookups"] >= timings["key_lookups_joining"] >= 0
+    # Each origin's message 1 against its messages 2-10, all of them timed.
+    assert timings["first_message_s"]["median"] is not None and timings["later_messages_s"]["p99"] is not None
+    assert timings["first_over_later_p99"] == timings["first_message_s"]["p99"] / timings["later_messages_s"]["p99"]
+
+
+def test_nodes_started_by_the_launcher_find_the_package_compiled(monkeypatch):
+    # Where bytecode is not written (PYTHONDONTWRITEBYTECODE), each node would compile every module it
+    # imports; the launcher compiles the package once instead, where Python looks for it.
+    import importlib.util
+    import sys
+
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    launch.compile_package.cache_clear()
+    source = launch.ROOT / "gossipnet" / "node" / "peer.py"
+    cached = launch.ROOT / importlib.util.cache_from_source(str(source))
+    cached.unlink(missing_ok=True)
+    launch.module_command("gossipnet.bench")
+    assert cached.exists() and cached.stat().st_mtime >= source.stat().st_mtime
