@@ -4,7 +4,7 @@ from gossipnet.config import SeedSettings
 from gossipnet.logs import logformat
 from gossipnet.node.seed import Seed
 from gossipnet.node.transport import NodeServer
-from netharness import Network
+from netharness import PROBE_TIMEOUT, Network
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def seed(tmp_path):
     server = NodeServer("127.0.0.1", 0, handler=lambda conn: None)
     log = logformat.NodeLog("seed", server.address, tmp_path / "log.txt", console=False)
     server.log = log
-    node = Seed(server, log, SeedSettings(probe_timeout=1.0, auth=False))
+    node = Seed(server, log, SeedSettings(probe_timeout=PROBE_TIMEOUT, auth=False))
     server.start()
     try:
         yield node

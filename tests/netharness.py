@@ -25,6 +25,12 @@ from gossipnet.run.launch import NodeProcess as Node
 
 ROOT = launch.ROOT
 
+# The seed's own liveness check gives a peer this long to answer in the
+# in-process seeds of tests/sockets.  A deadline for their live stand-ins on a
+# loaded machine, never waited out for a dead one: an address where nothing
+# listens refuses at once.
+PROBE_TIMEOUT = 5.0
+
 # Timings that make a whole run take seconds, not minutes.
 FAST_PEER = ("--gossip-interval", "0.2", "--gossip-count", "10", "--ping-interval", "1.0", "--ping-misses", "3")
 

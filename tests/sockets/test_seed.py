@@ -37,7 +37,7 @@ from gossipnet.protocol.wire import (
     binding_body,
     encode,
 )
-from netharness import unused_address, wait_for
+from netharness import PROBE_TIMEOUT, unused_address, wait_for
 
 
 class Responder:
@@ -207,7 +207,7 @@ def test_a_key_is_bound_only_to_an_address_that_proves_it_holds_it(seed, tmp_pat
 
 
 def test_by_default_a_seed_registers_only_peers_with_a_key(seed):
-    seed.settings = SeedSettings(probe_timeout=1.0)  # the default: authentication on
+    seed.settings = SeedSettings(probe_timeout=PROBE_TIMEOUT)  # the default: authentication on
     reply = ask(seed, Register(A))
     assert isinstance(reply, Error) and reply.reason.startswith("refused: this network signs its messages")
     assert ask(seed, PeerListRequest()) == PeerList(())
@@ -238,7 +238,7 @@ def test_a_removal_is_announced_and_each_seed_checks_it_itself(tmp_path):
     log = logformat.NodeLog("seed", servers[0].address, tmp_path / "log.txt", console=False)
     for server in servers:
         server.log = log
-    settings = SeedSettings(probe_timeout=1.0, auth=False)
+    settings = SeedSettings(probe_timeout=PROBE_TIMEOUT, auth=False)
     first, second = (Seed(server, log, settings, config=str(config)) for server in servers)
     config.write_text(f"{first.address}\n{second.address}\n")
     alive = Responder(lambda request: request.reply(alive.address))
@@ -470,7 +470,7 @@ def test_a_seed_vouches_only_for_the_key_it_bound_and_signs_with_its_own_key(see
     server = NodeServer("127.0.0.1", 0, handler=lambda conn: None)
     log = logformat.NodeLog("seed", server.address, tmp_path / "auth-log.txt", console=False)
     server.log = log
-    signing = Seed(server, log, SeedSettings(probe_timeout=1.0))
+    signing = Seed(server, log, SeedSettings(probe_timeout=PROBE_TIMEOUT))
     server.start()
     mine = Identity()
     holder = signing_responder(mine)
