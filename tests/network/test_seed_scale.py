@@ -56,7 +56,13 @@ def test_a_seed_lists_more_peers_than_one_line_holds_and_newcomers_still_join(ne
     # The anchors are the smallest addresses: the early peers among them.
     assert {peer.address for peer in early} <= dict(reply.peers).keys()
 
-    newcomers = network.start_peers(2, *PEER)
+    # Newcomers listen on 127.0.0.2: above the early peers, so that an early peer is the anchor
+    # their repair reaches.  One that sorted below every live anchor and drew no live peer from its
+    # sample (here all 4,000 are absent) would anchor on itself and stay apart with the peers that
+    # anchor on it: a limit of samples (docs/LIMITS.md), seen here with ports drawn below the early ones.
+    newcomers = [network.spawn("peer", "127.0.0.2", "0", "--log", str(network.log_path), "--quiet",
+                               "--config", str(network.config_path), *PEER) for _ in range(2)]
+    network.wait_started(newcomers)
     peers = [*early, *newcomers]
     network.wait_until(lambda: network.all_delivered(peers, GOSSIP_COUNT), 120, "every message at every peer")
     for newcomer in newcomers:
