@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     server, log = transport.open_node(parser, "peer", ip, port, args.log, args.quiet,
                                       MAX_CONNECTIONS + PEER_EXTRA_CONNECTIONS)
     peer = Peer(server, log, seeds, settings, random.Random(args.rng_seed))
+    watch = transport.SignalWatch(peer.stopped)  # before STARTED: a signal after it stops cleanly
     log.event(logformat.STARTED, listen=peer.address, pid=os.getpid(), seeds=len(seeds),
               gossip_interval=settings.gossip_interval, gossip_count=settings.gossip_count,
               ping_interval=settings.ping_interval, ping_misses=settings.ping_misses, liveness=settings.liveness,
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
               repair_interval=settings.repair_period if settings.repair else "off")
     # A peer process that stops tells its seeds, which take it out of their lists (PROTOCOL.md §3.7).
     return transport.run_until_signalled(peer.stopped, peer.start, lambda: peer.stop(leave=True), log, "peer",
-                                         peer.failure)
+                                         peer.failure, watch)
 
 
 if __name__ == "__main__":

@@ -80,13 +80,15 @@ def main(argv: list[str] | None = None) -> int:
         seed = Seed(server, log, SeedSettings(probe_timeout=args.probe_timeout, auth=not args.no_auth),
                     config=args.config, journal=state)
         kept = {"state": "memory"} if state is None else {"state": args.state.resolve(), **seed.restore(saved)}
+        watch = transport.SignalWatch(seed.failure.stopping)  # before STARTED: a signal after it stops cleanly
         log.event(logformat.STARTED, listen=seed.address, pid=os.getpid(), probe_timeout=args.probe_timeout,
                   auth="yes" if seed.settings.auth else "no",
                   listed="yes" if seed.address in seeds else "no" if seeds else "unchecked", **kept)
         if seeds and seed.address not in seeds:
             print(f"seed: warning: {seed.address} is not listed in {args.config}; peers will not find it",
                   file=sys.stderr)
-        return transport.run_until_signalled(seed.failure.stopping, seed.start, seed.stop, log, "seed", seed.failure)
+        return transport.run_until_signalled(seed.failure.stopping, seed.start, seed.stop, log, "seed", seed.failure,
+                                             watch)
     finally:
         if state is not None:
             state.close()

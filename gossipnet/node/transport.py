@@ -364,13 +364,16 @@ class SignalWatch:
 
 
 def run_until_signalled(stopped: threading.Event, start: Callable[[], None], stop: Callable[[], None],
-                        log: NodeLog, role: str, failure: NodeFailure | None = None) -> int:
+                        log: NodeLog, role: str, failure: NodeFailure | None = None,
+                        watch: SignalWatch | None = None) -> int:
     """Run a node until SIGINT/SIGTERM/SIGHUP sets ``stopped``, then stop it cleanly.
 
     Exit status 0 after a signal; 1 when ``start`` raises NodeStartError or
     ``failure`` says a background loop could not go on (one line on stderr).
+    ``watch``: the node's SignalWatch on ``stopped``, made before its STARTED
+    line so that no signal after that line finds the default handlers.
     """
-    watch = SignalWatch(stopped)
+    watch = watch or SignalWatch(stopped)
     status = 0
     try:
         start()
